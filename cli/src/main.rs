@@ -1,0 +1,2 @@
+//! The `trailwatch` command line (being built).
+fn main() {}

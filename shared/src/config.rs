@@ -1,0 +1,4 @@
+//! Configuration from the environment (being built).
+/// Runtime configuration.
+#[derive(Debug, Clone, Default)]
+pub struct Config {}

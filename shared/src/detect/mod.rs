@@ -1,0 +1,110 @@
+//! Detection: the Sigma rule engine ([`sigma`]) and the bundled rule pack ([`pack`]).
+//!
+//! The engine sees events only through the [`Event`] trait, so it runs on typed CloudTrail
+//! records ([`crate::model::Record`]), on `serde_json::Value` (tests, CLI over odd shapes),
+//! and on anything else that can answer "which values are at this dotted path".
+
+use serde_json::Value;
+
+/// What a rule can ask of an event.
+pub trait Event {
+    /// Push every value found at the dotted `path` (already split into segments).
+    ///
+    /// Lists met along the path are flattened (Sigma semantics: a field holding a list
+    /// matches when any element matches). A missing field pushes nothing; a JSON `null`
+    /// pushes `Value::Null`.
+    fn values_at<'s>(&'s self, path: &[Box<str>], out: &mut Vec<&'s Value>);
+
+    /// `eventName` (for Insights events, `insightDetails.eventName`), for rule indexing.
+    fn event_name(&self) -> Option<&str>;
+
+    /// `eventSource` (for Insights events, `insightDetails.eventSource`), for rule indexing.
+    fn event_source(&self) -> Option<&str>;
+}
+
+/// Walk `path` below `root`, flattening lists; shared by every [`Event`] implementation.
+pub fn walk<'s>(root: &'s Value, path: &[Box<str>], out: &mut Vec<&'s Value>) {
+    match path.split_first() {
+        None => match root {
+            Value::Array(items) => out.extend(items.iter()),
+            other => out.push(other),
+        },
+        Some((head, rest)) => match root {
+            Value::Object(map) => {
+                if let Some(v) = map.get(head.as_ref()) {
+                    walk(v, rest, out);
+                }
+            }
+            Value::Array(items) => {
+                for item in items {
+                    walk(item, path, out);
+                }
+            }
+            _ => {}
+        },
+    }
+}
+
+impl Event for Value {
+    fn values_at<'s>(&'s self, path: &[Box<str>], out: &mut Vec<&'s Value>) {
+        if path.is_empty() {
+            return;
+        }
+        walk(self, path, out);
+    }
+
+    fn event_name(&self) -> Option<&str> {
+        self.get("eventName")
+            .or_else(|| self.get("insightDetails")?.get("eventName"))?
+            .as_str()
+    }
+
+    fn event_source(&self) -> Option<&str> {
+        self.get("eventSource")
+            .or_else(|| self.get("insightDetails")?.get("eventSource"))?
+            .as_str()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn path(p: &str) -> Vec<Box<str>> {
+        p.split('.').map(Box::from).collect()
+    }
+
+    #[test]
+    fn lists_along_the_path_are_flattened() {
+        let ev = json!({"requestParameters": {"ipPermissions": {"items": [
+            {"ipRanges": {"items": [{"cidrIp": "0.0.0.0/0"}, {"cidrIp": "10.0.0.0/8"}]}},
+            {"ipRanges": {"items": [{"cidrIp": "1.2.3.4/32"}]}}
+        ]}}});
+        let mut out = Vec::new();
+        ev.values_at(
+            &path("requestParameters.ipPermissions.items.ipRanges.items.cidrIp"),
+            &mut out,
+        );
+        let got: Vec<_> = out.iter().filter_map(|v| v.as_str()).collect();
+        assert_eq!(got, ["0.0.0.0/0", "10.0.0.0/8", "1.2.3.4/32"]);
+    }
+
+    #[test]
+    fn null_is_pushed_missing_is_not() {
+        let ev = json!({"errorCode": null});
+        let mut out = Vec::new();
+        ev.values_at(&path("errorCode"), &mut out);
+        assert_eq!(out, [&Value::Null]);
+        out.clear();
+        ev.values_at(&path("errorMessage"), &mut out);
+        assert!(out.is_empty());
+    }
+
+    #[test]
+    fn insights_names_come_from_insight_details() {
+        let ev = json!({"insightDetails": {"eventName": "PutObject", "eventSource": "s3.amazonaws.com"}});
+        assert_eq!(ev.event_name(), Some("PutObject"));
+        assert_eq!(ev.event_source(), Some("s3.amazonaws.com"));
+    }
+}
