@@ -1,0 +1,552 @@
+//! [`Record`]: one CloudTrail record, owned, with lazily parsed fields.
+//!
+//! A record keeps its JSON text and an index of its top-level fields (key → byte range).
+//! A top-level field is parsed into a `serde_json::Value` only the first time a rule asks
+//! for it, so the large `requestParameters`/`responseElements` of a record that no rule
+//! looks at are never materialised. Plain string fields (`eventName`, `eventSource`, ...)
+//! are read straight from the text when they hold no escapes.
+
+use crate::detect::{walk, Event};
+use serde::de::{self, Deserializer, MapAccess, Visitor};
+use serde_json::value::RawValue;
+use serde_json::Value;
+use std::fmt;
+use std::ops::Range;
+use std::sync::OnceLock;
+use time::OffsetDateTime;
+
+/// Why a record could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum RecordError {
+    /// Not valid JSON (syntax, invalid UTF-8, nesting deeper than serde_json's limit).
+    #[error("invalid JSON: {0}")]
+    Json(#[from] serde_json::Error),
+    /// Nested deeper than [`MAX_DEPTH`] levels.
+    #[error("record nests deeper than 128 levels (found {0})")]
+    TooDeep(usize),
+    /// Valid JSON that is not an object.
+    #[error("a record must be a JSON object, found {0}")]
+    NotAnObject(&'static str),
+}
+
+/// Deepest nesting accepted in a record (serde_json's own recursion limit is 128).
+pub const MAX_DEPTH: usize = 128;
+
+/// Maximum bracket depth of JSON text, ignoring brackets inside strings.
+pub fn max_depth(text: &[u8]) -> usize {
+    let (mut depth, mut max, mut in_str, mut esc) = (0usize, 0usize, false, false);
+    for &b in text {
+        if in_str {
+            if esc {
+                esc = false;
+            } else if b == b'\\' {
+                esc = true;
+            } else if b == b'"' {
+                in_str = false;
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_str = true,
+            b'{' | b'[' => {
+                depth += 1;
+                max = max.max(depth);
+            }
+            b'}' | b']' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    max
+}
+
+struct TopField {
+    key: Box<str>,
+    value: Range<usize>,
+    parsed: OnceLock<Value>,
+}
+
+/// One CloudTrail record (an element of a log file's `Records`, or an EventBridge `detail`).
+pub struct Record {
+    raw: Box<str>,
+    fields: Vec<TopField>,
+}
+
+impl fmt::Debug for Record {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Record")
+            .field("event_id", &self.event_id())
+            .field("event_name", &self.event_name())
+            .field("bytes", &self.raw.len())
+            .finish()
+    }
+}
+
+/// Collects the top-level `(key, raw value)` pairs of an object without parsing values.
+struct TopLevel<'a>(Vec<(KeyText<'a>, &'a RawValue)>);
+
+enum KeyText<'a> {
+    Borrowed(&'a str),
+    Owned(String),
+}
+
+impl<'de> de::Deserialize<'de> for KeyText<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = KeyText<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string key")
+            }
+            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(KeyText::Borrowed(v))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(KeyText::Owned(v.to_owned()))
+            }
+            fn visit_string<E: de::Error>(self, v: String) -> Result<Self::Value, E> {
+                Ok(KeyText::Owned(v))
+            }
+        }
+        d.deserialize_str(V)
+    }
+}
+
+impl<'de> de::Deserialize<'de> for TopLevel<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = TopLevel<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let mut out = Vec::with_capacity(24);
+                while let Some((k, v)) = map.next_entry::<KeyText<'de>, &'de RawValue>()? {
+                    out.push((k, v));
+                }
+                Ok(TopLevel(out))
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
+
+fn kind_of(first: Option<u8>) -> &'static str {
+    match first {
+        Some(b'[') => "an array",
+        Some(b'"') => "a string",
+        Some(b't' | b'f') => "a boolean",
+        Some(b'n') => "null",
+        _ => "a number",
+    }
+}
+
+impl Record {
+    /// Parse one record from its JSON text.
+    ///
+    /// # Errors
+    /// [`RecordError`] when the text is not a JSON object.
+    pub fn from_json(text: impl Into<Box<str>>) -> Result<Record, RecordError> {
+        let raw: Box<str> = text.into();
+        let depth = max_depth(raw.as_bytes());
+        if depth > MAX_DEPTH {
+            return Err(RecordError::TooDeep(depth));
+        }
+        Record::from_json_checked(raw)
+    }
+
+    /// [`Record::from_json`] for text whose depth the caller already checked (the
+    /// streaming scanner measures it while finding the record's end).
+    pub(crate) fn from_json_checked(raw: Box<str>) -> Result<Record, RecordError> {
+        let first = raw.trim_start().bytes().next();
+        if first != Some(b'{') {
+            // report the shape, but let serde_json report syntax errors first
+            serde_json::from_str::<de::IgnoredAny>(&raw)?;
+            return Err(RecordError::NotAnObject(kind_of(first)));
+        }
+        let base = raw.as_ptr() as usize;
+        let top: TopLevel<'_> = serde_json::from_str(&raw)?;
+        let mut fields = Vec::with_capacity(top.0.len());
+        for (k, v) in top.0 {
+            let text = v.get();
+            let start = text.as_ptr() as usize - base;
+            let key: Box<str> = match k {
+                KeyText::Borrowed(s) => s.into(),
+                KeyText::Owned(s) => s.into(),
+            };
+            // JSON allows duplicate keys; like serde_json's maps, the last one wins
+            if let Some(i) = fields.iter().position(|f: &TopField| f.key == key) {
+                fields.remove(i);
+            }
+            fields.push(TopField {
+                key,
+                value: start..start + text.len(),
+                parsed: OnceLock::new(),
+            });
+        }
+        Ok(Record { raw, fields })
+    }
+
+    /// Build a record from an already parsed value (EventBridge `detail`, tests).
+    ///
+    /// # Errors
+    /// [`RecordError::NotAnObject`] when `value` is not an object.
+    pub fn from_value(value: &Value) -> Result<Record, RecordError> {
+        if !value.is_object() {
+            return Err(RecordError::NotAnObject(match value {
+                Value::Array(_) => "an array",
+                Value::String(_) => "a string",
+                Value::Bool(_) => "a boolean",
+                Value::Null => "null",
+                _ => "a number",
+            }));
+        }
+        Record::from_json(value.to_string())
+    }
+
+    /// The record's JSON text as delivered.
+    pub fn as_json(&self) -> &str {
+        &self.raw
+    }
+
+    /// Size of the record's JSON text in bytes.
+    pub fn len_bytes(&self) -> usize {
+        self.raw.len()
+    }
+
+    fn field(&self, key: &str) -> Option<&TopField> {
+        self.fields.iter().find(|f| &*f.key == key)
+    }
+
+    fn raw_of(&self, f: &TopField) -> &str {
+        self.raw.get(f.value.clone()).unwrap_or("null")
+    }
+
+    /// The parsed value of a top-level field (parsed on first use, then cached).
+    pub fn get(&self, key: &str) -> Option<&Value> {
+        let f = self.field(key)?;
+        Some(f.parsed.get_or_init(|| {
+            // the range was produced by serde_json from this very text, so it re-parses;
+            // a failure here would be a serde_json bug, and Null is the safe reading
+            serde_json::from_str(self.raw_of(f)).unwrap_or(Value::Null)
+        }))
+    }
+
+    /// A top-level string field, borrowed from the text when it holds no escapes.
+    pub fn str_field(&self, key: &str) -> Option<&str> {
+        let f = self.field(key)?;
+        let text = self.raw_of(f);
+        if let Some(inner) = text.strip_prefix('"').and_then(|t| t.strip_suffix('"')) {
+            if !inner.contains('\\') {
+                return Some(inner);
+            }
+        }
+        self.get(key)?.as_str()
+    }
+
+    /// A string at a dotted path (first value found), e.g. `userIdentity.arn`.
+    pub fn str_at(&self, path: &str) -> Option<&str> {
+        let mut parts = path.split('.');
+        let mut cur = self.get(parts.next()?)?;
+        for p in parts {
+            cur = cur.get(p)?;
+        }
+        cur.as_str()
+    }
+
+    /// Names of the top-level fields, in document order.
+    pub fn keys(&self) -> impl Iterator<Item = &str> {
+        self.fields.iter().map(|f| &*f.key)
+    }
+
+    /// `eventID`, when present and non-empty.
+    pub fn event_id(&self) -> Option<&str> {
+        self.str_field("eventID").filter(|s| !s.is_empty())
+    }
+
+    /// `eventID`, or a stable id derived from the record's text when it has none
+    /// (old and hand-made records), so findings on it still deduplicate.
+    pub fn event_id_or_digest(&self) -> String {
+        match self.event_id() {
+            Some(id) => id.to_owned(),
+            None => {
+                use sha2::{Digest, Sha256};
+                let d = Sha256::digest(self.raw.as_bytes());
+                format!("sha256:{}", hex::encode(&d[..16]))
+            }
+        }
+    }
+
+    /// `eventTime` as written.
+    pub fn event_time_str(&self) -> Option<&str> {
+        self.str_field("eventTime")
+    }
+
+    /// `eventTime` parsed; accepts RFC 3339 and the `YYYY-MM-DD HH:MM:SS[.fff]` form.
+    pub fn event_time(&self) -> Option<OffsetDateTime> {
+        parse_time(self.event_time_str()?)
+    }
+
+    /// `eventType` (`AwsApiCall`, `AwsConsoleSignIn`, `AwsCloudTrailInsight`, ...).
+    pub fn event_type(&self) -> Option<&str> {
+        self.str_field("eventType")
+    }
+
+    /// Whether this is an Insights event.
+    pub fn is_insight(&self) -> bool {
+        self.event_type() == Some("AwsCloudTrailInsight")
+            || self.str_field("eventCategory") == Some("Insight")
+            || self.field("insightDetails").is_some()
+    }
+
+    /// `awsRegion`.
+    pub fn region(&self) -> Option<&str> {
+        self.str_field("awsRegion")
+    }
+
+    /// Account the event belongs to: `recipientAccountId`, else `userIdentity.accountId`.
+    pub fn account_id(&self) -> Option<&str> {
+        self.str_field("recipientAccountId")
+            .filter(|s| !s.is_empty())
+            .or_else(|| self.str_at("userIdentity.accountId"))
+            .filter(|s| !s.is_empty())
+    }
+
+    /// `sourceIPAddress` as written (an IP, a service hostname, `AWS Internal`, ...).
+    pub fn source_ip(&self) -> Option<&str> {
+        self.str_field("sourceIPAddress").filter(|s| !s.is_empty())
+    }
+
+    /// `errorCode`, when present and non-empty.
+    pub fn error_code(&self) -> Option<&str> {
+        self.str_field("errorCode").filter(|s| !s.is_empty())
+    }
+
+    /// `userIdentity.type` parsed.
+    pub fn identity_type(&self) -> IdentityType {
+        IdentityType::from_name(self.str_at("userIdentity.type"))
+    }
+
+    /// `readOnly`, accepting a boolean or the strings `"true"`/`"false"`.
+    pub fn read_only(&self) -> Option<bool> {
+        match self.get("readOnly")? {
+            Value::Bool(b) => Some(*b),
+            Value::String(s) => s.trim().parse::<bool>().ok().or_else(|| {
+                match s.trim().to_ascii_lowercase().as_str() {
+                    "true" => Some(true),
+                    "false" => Some(false),
+                    _ => None,
+                }
+            }),
+            _ => None,
+        }
+    }
+
+    /// Best identity of the caller: `userIdentity.arn`, the session issuer's ARN, the
+    /// root ARN built from the account, the invoking service, or the principal id.
+    pub fn principal(&self) -> Option<String> {
+        let nonempty = |s: Option<&str>| s.filter(|s| !s.trim().is_empty()).map(str::to_owned);
+        if let Some(arn) = nonempty(self.str_at("userIdentity.arn")) {
+            return Some(arn);
+        }
+        if let Some(arn) = nonempty(self.str_at("userIdentity.sessionContext.sessionIssuer.arn")) {
+            return Some(arn);
+        }
+        if self.identity_type() == IdentityType::Root {
+            if let Some(acct) = nonempty(self.str_at("userIdentity.accountId")) {
+                return Some(format!("arn:aws:iam::{acct}:root"));
+            }
+        }
+        nonempty(self.str_at("userIdentity.invokedBy"))
+            .or_else(|| nonempty(self.str_at("userIdentity.principalId")))
+            .or_else(|| nonempty(self.str_at("userIdentity.userName")))
+    }
+}
+
+impl Event for Record {
+    fn values_at<'s>(&'s self, path: &[Box<str>], out: &mut Vec<&'s Value>) {
+        let Some((head, rest)) = path.split_first() else {
+            return;
+        };
+        if let Some(v) = self.get(head) {
+            walk(v, rest, out);
+        }
+    }
+
+    fn event_name(&self) -> Option<&str> {
+        self.str_field("eventName")
+            .or_else(|| self.str_at("insightDetails.eventName"))
+    }
+
+    fn event_source(&self) -> Option<&str> {
+        self.str_field("eventSource")
+            .or_else(|| self.str_at("insightDetails.eventSource"))
+    }
+}
+
+/// `userIdentity.type`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IdentityType {
+    /// The account's root user.
+    Root,
+    /// An IAM user.
+    IamUser,
+    /// A role session.
+    AssumedRole,
+    /// `GetFederationToken` credentials.
+    FederatedUser,
+    /// An AWS service acting on its own.
+    AwsService,
+    /// Another AWS account.
+    AwsAccount,
+    /// IAM Identity Center user.
+    IdentityCenterUser,
+    /// SAML federation (`AssumeRoleWithSAML`).
+    SamlUser,
+    /// Web identity federation.
+    WebIdentityUser,
+    /// `Unknown` as written by CloudTrail.
+    Unknown,
+    /// No `userIdentity.type` (Insights events, old records).
+    Missing,
+    /// A type this build does not know.
+    Other,
+}
+
+impl IdentityType {
+    /// Parse CloudTrail's spelling.
+    pub fn from_name(name: Option<&str>) -> IdentityType {
+        match name {
+            None => IdentityType::Missing,
+            Some("Root") => IdentityType::Root,
+            Some("IAMUser") => IdentityType::IamUser,
+            Some("AssumedRole") => IdentityType::AssumedRole,
+            Some("FederatedUser") => IdentityType::FederatedUser,
+            Some("AWSService") => IdentityType::AwsService,
+            Some("AWSAccount") => IdentityType::AwsAccount,
+            Some("IdentityCenterUser") => IdentityType::IdentityCenterUser,
+            Some("SAMLUser") => IdentityType::SamlUser,
+            Some("WebIdentityUser") => IdentityType::WebIdentityUser,
+            Some("Unknown") => IdentityType::Unknown,
+            Some(_) => IdentityType::Other,
+        }
+    }
+}
+
+/// Parse the timestamps seen in CloudTrail data: RFC 3339 (`2024-01-01T00:00:00Z`), and
+/// `2022-12-11 19:42:55[.000[000000]]` (no zone: UTC).
+pub fn parse_time(s: &str) -> Option<OffsetDateTime> {
+    use time::format_description::well_known::Rfc3339;
+    let s = s.trim();
+    if let Ok(t) = OffsetDateTime::parse(s, &Rfc3339) {
+        return Some(t);
+    }
+    let (date, rest) = s.split_once([' ', 'T'])?;
+    let rest = rest.trim_end_matches('Z');
+    let (hms, frac) = match rest.split_once('.') {
+        Some((h, f)) => (h, f),
+        None => (rest, ""),
+    };
+    let stitched = if frac.is_empty() {
+        format!("{date}T{hms}Z")
+    } else {
+        format!("{date}T{hms}.{frac}Z")
+    };
+    OffsetDateTime::parse(&stitched, &Rfc3339).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SAMPLE: &str = r#"{"eventVersion":"1.08","userIdentity":{"type":"AssumedRole","principalId":"AROA:s","arn":"arn:aws:sts::111122223333:assumed-role/Admin/s","accountId":"111122223333","sessionContext":{"sessionIssuer":{"arn":"arn:aws:iam::111122223333:role/Admin"}}},"eventTime":"2024-05-01T10:00:00Z","eventSource":"cloudtrail.amazonaws.com","eventName":"StopLogging","awsRegion":"us-east-1","sourceIPAddress":"203.0.113.7","requestParameters":{"name":"main"},"responseElements":null,"eventID":"e-1","readOnly":"false","recipientAccountId":"111122223333","eventName":"StopLogging"}"#;
+
+    #[test]
+    fn typed_accessors() {
+        let r = Record::from_json(SAMPLE).unwrap();
+        assert_eq!(r.event_name(), Some("StopLogging"));
+        assert_eq!(r.event_source(), Some("cloudtrail.amazonaws.com"));
+        assert_eq!(r.event_id(), Some("e-1"));
+        assert_eq!(r.account_id(), Some("111122223333"));
+        assert_eq!(r.region(), Some("us-east-1"));
+        assert_eq!(r.read_only(), Some(false));
+        assert_eq!(r.identity_type(), IdentityType::AssumedRole);
+        assert_eq!(
+            r.principal().as_deref(),
+            Some("arn:aws:sts::111122223333:assumed-role/Admin/s")
+        );
+        assert_eq!(r.get("responseElements"), Some(&Value::Null));
+        assert_eq!(r.error_code(), None);
+        assert_eq!(
+            r.event_time().map(|t| t.unix_timestamp()),
+            Some(1_714_557_600)
+        );
+    }
+
+    #[test]
+    fn dotted_paths_reach_nested_fields() {
+        let r = Record::from_json(SAMPLE).unwrap();
+        let mut out = Vec::new();
+        r.values_at(&["requestParameters".into(), "name".into()], &mut out);
+        assert_eq!(out, [&Value::String("main".into())]);
+    }
+
+    #[test]
+    fn escaped_strings_are_unescaped() {
+        let r = Record::from_json(r#"{"eventName":"A\u0042C","eventID":"x"}"#).unwrap();
+        assert_eq!(r.event_name(), Some("ABC"));
+    }
+
+    #[test]
+    fn root_principal_is_built_from_the_account() {
+        let r = Record::from_json(
+            r#"{"userIdentity":{"type":"Root","accountId":"111122223333","arn":""}}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            r.principal().as_deref(),
+            Some("arn:aws:iam::111122223333:root")
+        );
+        assert_eq!(r.event_id(), None);
+        assert!(r.event_id_or_digest().starts_with("sha256:"));
+    }
+
+    #[test]
+    fn not_objects_and_bad_json_are_errors() {
+        assert!(matches!(
+            Record::from_json("[1]"),
+            Err(RecordError::NotAnObject("an array"))
+        ));
+        assert!(matches!(
+            Record::from_json("{\"a\":"),
+            Err(RecordError::Json(_))
+        ));
+        assert!(Record::from_json("{\"a\": NaN}").is_err());
+    }
+
+    #[test]
+    fn deep_nesting_is_an_error_not_a_crash() {
+        let deep = format!("{{\"a\":{}{}}}", "[".repeat(10_000), "]".repeat(10_000));
+        assert!(matches!(
+            Record::from_json(deep),
+            Err(RecordError::TooDeep(10_001))
+        ));
+    }
+
+    #[test]
+    fn time_forms() {
+        for s in [
+            "2022-12-11 19:42:55",
+            "2022-12-11 19:42:55.000",
+            "2022-12-11 19:42:55.000000000",
+            "2022-12-11T19:42:55Z",
+        ] {
+            assert_eq!(
+                parse_time(s).map(|t| t.unix_timestamp()),
+                Some(1_670_787_775),
+                "{s}"
+            );
+        }
+        assert!(parse_time("Oct 8, 2024, 4:15:32 PM").is_none());
+    }
+}

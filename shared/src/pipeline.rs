@@ -1,0 +1,142 @@
+//! The hot path shared by every entry point: a record stream → the rule pack → findings.
+//!
+//! The log-processor, the event-handler and `trailwatch scan` all call this module, so a
+//! record yields the same findings (same ids, same severities) whichever way it arrived.
+//! Synchronous and CPU-bound: async callers run it in `spawn_blocking`.
+
+use crate::detect::{FailedAttempts, Rule, RuleSet};
+use crate::findings::{finding_id, Finding};
+use crate::ingest::{Item, RecordReader, StreamError};
+use crate::model::Record;
+use std::io::BufRead;
+
+/// Build the finding for `rule` matching `record`.
+pub fn finding_from(rule: &Rule, record: &Record, source: &str) -> Finding {
+    let event_id = record.event_id_or_digest();
+    let error_code = record.error_code().map(str::to_owned);
+    let severity = if error_code.is_some() && rule.failed_attempts == FailedAttempts::Lower {
+        // a failed attempt of a high-impact action still alerts, one level lower
+        rule.level.lowered()
+    } else {
+        rule.level
+    };
+    use crate::detect::Event;
+    Finding {
+        id: finding_id(&rule.id, &event_id),
+        rule_id: rule.id.clone(),
+        title: rule.title.clone(),
+        severity,
+        tags: rule.tags.clone(),
+        event_id,
+        event_name: record.event_name().unwrap_or_default().to_owned(),
+        event_time: record.event_time_str().unwrap_or_default().to_owned(),
+        event_source: record.event_source().unwrap_or_default().to_owned(),
+        account_id: record.account_id().unwrap_or_default().to_owned(),
+        region: record.region().unwrap_or_default().to_owned(),
+        source: source.to_owned(),
+        principal: record.principal(),
+        source_ip: record.source_ip().map(str::to_owned),
+        error_code,
+    }
+}
+
+/// Evaluates records against a rule set, reusing its scratch space between records.
+pub struct Evaluator<'r> {
+    rules: &'r RuleSet,
+    scratch: Vec<&'r Rule>,
+}
+
+impl<'r> Evaluator<'r> {
+    /// An evaluator over `rules`.
+    pub fn new(rules: &'r RuleSet) -> Self {
+        Evaluator {
+            rules,
+            scratch: Vec::new(),
+        }
+    }
+
+    /// Append the findings of `record` to `out`; returns how many were added.
+    pub fn evaluate(&mut self, record: &Record, source: &str, out: &mut Vec<Finding>) -> usize {
+        self.scratch.clear();
+        self.rules.matches(record, &mut self.scratch);
+        for rule in &self.scratch {
+            out.push(finding_from(rule, record, source));
+        }
+        self.scratch.len()
+    }
+}
+
+/// What reading one object or file produced. `records_read = records_evaluated +
+/// records_rejected` always holds (`skipped` elements carry no record).
+#[derive(Debug, Default)]
+pub struct ScanReport {
+    /// Record-shaped elements read.
+    pub records_read: u64,
+    /// Records evaluated against the rules.
+    pub records_evaluated: u64,
+    /// Records rejected (malformed, too large), each logged with its position.
+    pub records_rejected: u64,
+    /// Elements that carry no CloudTrail record (other EventBridge events).
+    pub skipped: u64,
+    /// Uncompressed bytes read.
+    pub bytes: u64,
+    /// Findings produced.
+    pub findings: u64,
+    /// The first rejections, for the error report (all are logged).
+    pub rejections: Vec<String>,
+    /// Why the stream stopped early, if it did (every record before was evaluated).
+    pub stream_error: Option<StreamError>,
+}
+
+impl ScanReport {
+    /// Whether anything in the input could not be read.
+    pub fn has_errors(&self) -> bool {
+        self.records_rejected > 0 || self.stream_error.is_some()
+    }
+}
+
+/// How many rejection messages a report keeps (all are logged and counted).
+const KEEP_REJECTIONS: usize = 20;
+
+/// Read every record of `reader`, evaluate it, and hand each finding to `on_finding`.
+pub fn scan<R: BufRead>(
+    mut reader: RecordReader<R>,
+    rules: &RuleSet,
+    source: &str,
+    mut on_finding: impl FnMut(Finding),
+) -> ScanReport {
+    let mut report = ScanReport::default();
+    let mut eval = Evaluator::new(rules);
+    let mut batch = Vec::new();
+    for item in reader.by_ref() {
+        match item {
+            Ok(Item::Record(record)) => {
+                report.records_read += 1;
+                report.records_evaluated += 1;
+                batch.clear();
+                report.findings += eval.evaluate(&record, source, &mut batch) as u64;
+                for f in batch.drain(..) {
+                    on_finding(f);
+                }
+            }
+            Ok(Item::Rejected(r)) => {
+                report.records_read += 1;
+                report.records_rejected += 1;
+                tracing::warn!(source, index = r.at.index, offset = r.at.offset, error = %r.reason, "record rejected");
+                if report.rejections.len() < KEEP_REJECTIONS {
+                    report.rejections.push(format!("{}: {}", r.at, r.reason));
+                }
+            }
+            Ok(Item::Skipped { at, what }) => {
+                report.skipped += 1;
+                tracing::debug!(source, index = at.index, what, "element skipped");
+            }
+            Err(e) => {
+                tracing::error!(source, error = %e, "stream ended early");
+                report.stream_error = Some(e);
+            }
+        }
+    }
+    report.bytes = reader.counts().bytes;
+    report
+}
