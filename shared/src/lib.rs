@@ -25,7 +25,7 @@ pub mod handler;
 pub mod ingest;
 pub mod metrics;
 pub mod model;
-// pub mod pipeline;
+pub mod pipeline;
 pub mod ports;
 
 pub use config::Config;
