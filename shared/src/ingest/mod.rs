@@ -285,12 +285,25 @@ impl<R: BufRead> RecordReader<R> {
 
     fn record_from_text(&mut self, text: String, at: Position) {
         match Record::from_json(text) {
-            Ok(r) => {
-                self.counts.records += 1;
-                self.pending.push_back(Item::Record(r));
-            }
+            Ok(r) => self.push_record(r, at),
             Err(e) => self.reject(at, RejectReason::Invalid(e)),
         }
+    }
+
+    /// Queue a parsed record, unless it is a Lambda event record (an S3/SQS/SNS
+    /// notification sitting in a `Records` array looks like a log file from outside).
+    fn push_record(&mut self, r: Record, at: Position) {
+        let lambda_source = r
+            .str_field("eventSource")
+            .or_else(|| r.str_field("EventSource"))
+            .filter(|s| s.starts_with("aws:"));
+        if let Some(src) = lambda_source {
+            let what = format!("{src} event notification, not a CloudTrail record");
+            self.skip(at, what);
+            return;
+        }
+        self.counts.records += 1;
+        self.pending.push_back(Item::Record(r));
     }
 
     /// A record whose depth the scanner measured while finding its end.
@@ -301,10 +314,7 @@ impl<R: BufRead> RecordReader<R> {
             return;
         }
         match Record::from_json_checked(text.into()) {
-            Ok(r) => {
-                self.counts.records += 1;
-                self.pending.push_back(Item::Record(r));
-            }
+            Ok(r) => self.push_record(r, at),
             Err(e) => self.reject(at, RejectReason::Invalid(e)),
         }
     }
@@ -336,10 +346,7 @@ impl<R: BufRead> RecordReader<R> {
                             ),
                         ),
                         Some(d) => match Record::from_value(&d) {
-                            Ok(r) => {
-                                self.counts.records += 1;
-                                self.pending.push_back(Item::Record(r));
-                            }
+                            Ok(r) => self.push_record(r, at),
                             Err(e) => self.reject(at, RejectReason::Invalid(e)),
                         },
                     }
@@ -353,10 +360,7 @@ impl<R: BufRead> RecordReader<R> {
             return;
         }
         match Record::from_value(&v) {
-            Ok(r) => {
-                self.counts.records += 1;
-                self.pending.push_back(Item::Record(r));
-            }
+            Ok(r) => self.push_record(r, at),
             Err(e) => self.reject(at, RejectReason::Invalid(e)),
         }
     }

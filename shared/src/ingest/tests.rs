@@ -222,3 +222,12 @@ proptest::proptest! {
         }
     }
 }
+
+#[test]
+fn lambda_event_records_are_skipped_not_evaluated() {
+    let s3 = r#"{"Records":[{"eventVersion":"2.1","eventSource":"aws:s3","eventName":"ObjectCreated:Put","s3":{}},{"EventSource":"aws:sns","Sns":{}}]}"#;
+    let (ids, rej, skip, err) = read_all(s3.as_bytes().to_vec());
+    assert!(ids.is_empty());
+    assert_eq!((rej, skip), (0, 2));
+    assert!(err.is_none());
+}
