@@ -1,1 +1,3 @@
-//! audit (being built).
+//! Trail and bucket audit: best-practice checks and digest-chain validation.
+
+pub mod digest;
