@@ -17,6 +17,7 @@
 
 pub mod scan;
 
+use crate::detect::Event as _;
 use crate::model::{Envelope, Record, RecordError};
 use flate2::bufread::MultiGzDecoder;
 use scan::{ScanError, Scanned, Scanner};
@@ -300,6 +301,14 @@ impl<R: BufRead> RecordReader<R> {
         if let Some(src) = lambda_source {
             let what = format!("{src} event notification, not a CloudTrail record");
             self.skip(at, what);
+            return;
+        }
+        // digest files share the bucket and the JSON shape of a bare object
+        if r.event_name().is_none()
+            && r.get("digestStartTime").is_some()
+            && r.get("logFiles").is_some()
+        {
+            self.skip(at, "CloudTrail digest file, not a record".to_owned());
             return;
         }
         self.counts.records += 1;
