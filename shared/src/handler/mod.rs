@@ -4,3 +4,5 @@
 //! and counted in a metric); `Err` means "retry me" (throttling, 5xx, timeouts, or work
 //! left when the deadline approached). For SQS batches only the failed messages are
 //! returned in `batchItemFailures`.
+
+pub mod config_auditor;

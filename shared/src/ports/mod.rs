@@ -10,6 +10,7 @@
 //! adapters translate SDK errors into the errors below, each knowing if it is retryable.
 
 pub mod memory;
+pub mod trail;
 
 #[cfg(feature = "aws")]
 pub mod aws;
