@@ -125,6 +125,16 @@ pub enum StreamError {
         #[source]
         source: io::Error,
     },
+    /// Reading the object failed for a reason outside the data (connection reset, timeout
+    /// while streaming the S3 body): retrying may succeed.
+    #[error("reading the input failed near {at}: {source}")]
+    Io {
+        /// Position reached.
+        at: Position,
+        /// The reader's error.
+        #[source]
+        source: io::Error,
+    },
     /// The bytes are not JSON of a known shape.
     #[error("not a CloudTrail JSON document at byte {offset}: {detail}")]
     Shape {
@@ -133,6 +143,22 @@ pub enum StreamError {
         /// What was wrong.
         detail: String,
     },
+}
+
+impl StreamError {
+    /// Whether reading again may succeed: only transport failures are; damaged data stays
+    /// damaged (no poison retries).
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, StreamError::Io { .. })
+    }
+}
+
+/// Decoder errors say the data is bad; anything else is the transport failing.
+fn is_data_error(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::InvalidData | io::ErrorKind::InvalidInput | io::ErrorKind::UnexpectedEof
+    )
 }
 
 enum Mode {
@@ -237,7 +263,8 @@ impl<R: BufRead> RecordReader<R> {
     fn scan_err(&self, e: ScanError, at: Position) -> StreamError {
         match e {
             ScanError::Truncated => StreamError::Truncated { at },
-            ScanError::Io(source) => StreamError::Gzip { at, source },
+            ScanError::Io(source) if is_data_error(&source) => StreamError::Gzip { at, source },
+            ScanError::Io(source) => StreamError::Io { at, source },
             ScanError::Unexpected { byte, expected, .. } => shape(
                 self.scan.offset(),
                 format!("unexpected byte {byte:#04x}, expected {expected}"),
