@@ -28,28 +28,27 @@ struct Technique {
     records: usize,
 }
 
-fn read_techniques(tsv: &str) -> Vec<Technique> {
+/// Techniques with a detonation log; `Err` names the malformed line.
+fn read_techniques(tsv: &str) -> Result<Vec<Technique>, String> {
     let mut out = Vec::new();
     for (n, line) in tsv.lines().enumerate().skip(1) {
         let cols: Vec<&str> = line.split('\t').collect();
-        assert_eq!(
-            cols.len(),
-            5,
-            "techniques.tsv line {}: expected 5 columns",
-            n + 1
-        );
-        if cols[3].is_empty() {
+        let [id, _name, _tactic, file, records] = cols[..] else {
+            return Err(format!("techniques.tsv line {}: expected 5 columns", n + 1));
+        };
+        if file.is_empty() {
             continue; // technique without a detonation log
         }
+        let records = records
+            .parse()
+            .map_err(|e| format!("techniques.tsv line {}: records: {e}", n + 1))?;
         out.push(Technique {
-            id: cols[0].to_owned(),
-            file: cols[3].to_owned(),
-            records: cols[4]
-                .parse()
-                .unwrap_or_else(|e| panic!("techniques.tsv line {}: records: {e}", n + 1)),
+            id: id.to_owned(),
+            file: file.to_owned(),
+            records,
         });
     }
-    out
+    Ok(out)
 }
 
 #[test]
@@ -60,7 +59,7 @@ fn bundled_pack_detects_stratus_techniques() {
         return;
     };
     let set = RuleSet::bundled().unwrap_or_else(|e| panic!("bundled rules do not load: {e:?}"));
-    let techniques = read_techniques(&tsv);
+    let techniques = read_techniques(&tsv).unwrap_or_else(|e| panic!("{e}"));
     assert!(
         !techniques.is_empty(),
         "techniques.tsv lists no technique with a log"
