@@ -6,6 +6,50 @@
 
 use serde_json::Value;
 
+pub mod pack;
+pub mod sigma;
+
+pub use sigma::{
+    CmpOp, CorrelationCondition, CorrelationRule, CorrelationType, FailedAttempts, FieldAlias,
+    LoadError, LoadOptions, Rule, RuleSet,
+};
+
+/// Top-level CloudTrail fields searched by Sigma keyword (unnamed value list) selections when
+/// an [`Event`] does not provide [`Event::any_string_value`] itself.
+pub const KEYWORD_FIELDS: &[&str] = &[
+    "eventVersion",
+    "userIdentity",
+    "eventTime",
+    "eventSource",
+    "eventName",
+    "awsRegion",
+    "sourceIPAddress",
+    "userAgent",
+    "errorCode",
+    "errorMessage",
+    "requestParameters",
+    "responseElements",
+    "additionalEventData",
+    "requestID",
+    "eventID",
+    "readOnly",
+    "resources",
+    "eventType",
+    "apiVersion",
+    "managementEvent",
+    "recipientAccountId",
+    "serviceEventDetails",
+    "sharedEventID",
+    "vpcEndpointId",
+    "vpcEndpointAccountId",
+    "eventCategory",
+    "addendum",
+    "sessionCredentialFromConsole",
+    "edgeDeviceDetails",
+    "tlsDetails",
+    "insightDetails",
+];
+
 /// What a rule can ask of an event.
 pub trait Event {
     /// Push every value found at the dotted `path` (already split into segments).
@@ -20,6 +64,34 @@ pub trait Event {
 
     /// `eventSource` (for Insights events, `insightDetails.eventSource`), for rule indexing.
     fn event_source(&self) -> Option<&str>;
+
+    /// Whether `pred` holds for any string value anywhere in the event (Sigma keyword
+    /// searches). The default walks the values of [`KEYWORD_FIELDS`] via
+    /// [`Event::values_at`]; implementations holding the whole record can do better.
+    fn any_string_value(&self, pred: &mut dyn FnMut(&str) -> bool) -> bool {
+        let mut out = Vec::new();
+        for field in KEYWORD_FIELDS {
+            out.clear();
+            self.values_at(&[Box::from(*field)], &mut out);
+            if out.iter().any(|v| any_string_in(v, pred, 0)) {
+                return true;
+            }
+        }
+        false
+    }
+}
+
+/// Whether `pred` holds for any string below `v` (depth-limited: records are shallow).
+pub fn any_string_in(v: &Value, pred: &mut dyn FnMut(&str) -> bool, depth: usize) -> bool {
+    if depth > 64 {
+        return false;
+    }
+    match v {
+        Value::String(s) => pred(s),
+        Value::Array(items) => items.iter().any(|i| any_string_in(i, pred, depth + 1)),
+        Value::Object(map) => map.values().any(|i| any_string_in(i, pred, depth + 1)),
+        _ => false,
+    }
 }
 
 /// Walk `path` below `root`, flattening lists; shared by every [`Event`] implementation.
@@ -63,6 +135,10 @@ impl Event for Value {
         self.get("eventSource")
             .or_else(|| self.get("insightDetails")?.get("eventSource"))?
             .as_str()
+    }
+
+    fn any_string_value(&self, pred: &mut dyn FnMut(&str) -> bool) -> bool {
+        any_string_in(self, pred, 0)
     }
 }
 

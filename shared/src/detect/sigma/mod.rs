@@ -1,0 +1,710 @@
+//! The Sigma rule engine: load rules (with `file:line` errors), compile them once into a
+//! [`RuleSet`], and tell which rules match an [`Event`].
+//!
+//! Owns parsing, validation, compilation, the rule index and stateless matching. It does not
+//! keep correlation state: correlation rules are parsed, validated and exposed through
+//! [`RuleSet::correlations`] for a stateful evaluator that keeps its counters elsewhere.
+//!
+//! Speed: rules whose condition requires `eventName` (or `eventSource`) to be one of a
+//! fixed set are indexed by that lowercase value, so an event only touches the rules that
+//! could match it plus the few unindexed ones; each candidate is evaluated once, lazily
+//! (fields are read through [`Event::values_at`] only when a condition needs them).
+
+mod compile;
+mod condition;
+mod matcher;
+pub(crate) mod yaml;
+
+use super::Event;
+use crate::findings::Severity;
+use compile::{Body, Ctx, Detection, FieldKind, FieldTest, RefHow};
+use condition::Cond;
+use serde_json::Value;
+use std::collections::{HashMap, HashSet};
+use std::fmt;
+use std::path::Path;
+use std::time::Duration;
+
+/// Severity handling when the matched call failed (`errorCode` set).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum FailedAttempts {
+    /// Failed attempts are reported one severity lower (the default).
+    #[default]
+    Lower,
+    /// Keep the severity: the rule is about failures (failed logins, denied calls).
+    Keep,
+}
+
+/// A detection rule, compiled.
+#[derive(Debug, Clone)]
+pub struct Rule {
+    /// Our id: the rule's `name` when present, else its Sigma `id`.
+    pub id: String,
+    /// The Sigma `id` (a UUID in SigmaHQ rules).
+    pub sigma_id: Option<String>,
+    /// The Sigma `name` (our pack's ids).
+    pub name: Option<String>,
+    /// `title`.
+    pub title: String,
+    /// `description` (empty when absent).
+    pub description: String,
+    /// `status` (`stable`, `test`, `experimental`, ...).
+    pub status: Option<String>,
+    /// `author`.
+    pub author: Option<String>,
+    /// `level` (`medium` when absent).
+    pub level: Severity,
+    /// `tags` (ATT&CK and others).
+    pub tags: Vec<String>,
+    /// `falsepositives`.
+    pub falsepositives: Vec<String>,
+    /// `references`.
+    pub references: Vec<String>,
+    /// `fields` worth showing with a finding.
+    pub fields: Vec<String>,
+    /// Our `failed_attempts: lower|keep`.
+    pub failed_attempts: FailedAttempts,
+    /// The file the rule was loaded from (as named to the loader).
+    pub file: String,
+    /// Line of the rule document in `file`.
+    pub line: usize,
+    /// The rule only feeds correlations (referenced with `generate: false`, or the base of a
+    /// legacy `| count()` aggregation): a match is correlation input, not a finding.
+    pub correlation_only: bool,
+    pub(crate) detections: Vec<Detection>,
+    pub(crate) condition: Cond,
+}
+
+impl Rule {
+    /// The `eventName`s (lowercase, sorted) one of which this rule provably requires; empty
+    /// when the rule is not restricted by `eventName`.
+    pub fn indexed_event_names(&self) -> Vec<String> {
+        let mut v: Vec<String> = required(&self.condition, &self.detections, "eventName")
+            .unwrap_or_default()
+            .into_iter()
+            .collect();
+        v.sort();
+        v
+    }
+}
+
+/// Sigma correlation types.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CorrelationType {
+    /// Number of matching events per group within the timespan.
+    EventCount,
+    /// Number of distinct values of `condition.field` per group within the timespan.
+    ValueCount,
+    /// All referenced rules matched (in any order) per group within the timespan.
+    Temporal,
+    /// All referenced rules matched in the listed order per group within the timespan.
+    TemporalOrdered,
+}
+
+/// Comparison operators of a correlation condition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CmpOp {
+    /// `gt`
+    Gt,
+    /// `gte`
+    Gte,
+    /// `lt`
+    Lt,
+    /// `lte`
+    Lte,
+    /// `eq`
+    Eq,
+}
+
+impl CmpOp {
+    /// Whether `count` satisfies `self value`.
+    pub fn holds(self, count: u64, value: u64) -> bool {
+        match self {
+            CmpOp::Gt => count > value,
+            CmpOp::Gte => count >= value,
+            CmpOp::Lt => count < value,
+            CmpOp::Lte => count <= value,
+            CmpOp::Eq => count == value,
+        }
+    }
+}
+
+/// The `condition` of a correlation rule: every comparison must hold.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CorrelationCondition {
+    /// The counted field (`value_count`).
+    pub field: Option<String>,
+    /// Comparisons, e.g. `[(Gte, 10)]`, or `[(Gte, 5), (Lte, 10)]` for a range.
+    pub ops: Vec<(CmpOp, u64)>,
+}
+
+impl CorrelationCondition {
+    /// Whether a count satisfies every comparison.
+    pub fn holds(&self, count: u64) -> bool {
+        self.ops.iter().all(|(op, v)| op.holds(count, *v))
+    }
+}
+
+/// A correlation field alias: one name for fields that differ between the referenced rules.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldAlias {
+    /// The alias used in `group-by`.
+    pub alias: String,
+    /// `(rule id as referenced, field in that rule's events)`.
+    pub fields: Vec<(String, String)>,
+}
+
+/// A Sigma correlation rule, validated; evaluated by a stateful component.
+#[derive(Debug, Clone)]
+pub struct CorrelationRule {
+    /// `name` when present, else the Sigma `id`.
+    pub id: String,
+    /// The Sigma `id`.
+    pub sigma_id: Option<String>,
+    /// `title`.
+    pub title: String,
+    /// `description`.
+    pub description: String,
+    /// `level`.
+    pub level: Severity,
+    /// `tags`.
+    pub tags: Vec<String>,
+    /// `falsepositives`.
+    pub falsepositives: Vec<String>,
+    /// `correlation.type`.
+    pub kind: CorrelationType,
+    /// Referenced rules, resolved to [`Rule::id`] (or another correlation's id), in order.
+    pub rules: Vec<String>,
+    /// `group-by` fields (dotted paths or aliases).
+    pub group_by: Vec<String>,
+    /// `timespan`.
+    pub timespan: Duration,
+    /// `condition` (required for counts; optional for temporal: all rules must match).
+    pub condition: Option<CorrelationCondition>,
+    /// `aliases`.
+    pub aliases: Vec<FieldAlias>,
+    /// `generate`: whether the referenced rules also produce their own findings.
+    pub generate: bool,
+    /// Source file.
+    pub file: String,
+    /// Line of the document in `file`.
+    pub line: usize,
+}
+
+/// A rule that cannot be loaded (or, from [`RuleSet::warnings`], a warning).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoadError {
+    /// File name as given to the loader.
+    pub file: String,
+    /// 1-based line, when known.
+    pub line: Option<usize>,
+    /// What is wrong, lowercase, no trailing period.
+    pub message: String,
+}
+
+impl fmt::Display for LoadError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.line {
+            Some(line) => write!(f, "{}:{}: {}", self.file, line, self.message),
+            None => write!(f, "{}: {}", self.file, self.message),
+        }
+    }
+}
+
+impl std::error::Error for LoadError {}
+
+/// Loader options.
+#[derive(Debug, Clone, Default)]
+pub struct LoadOptions {
+    /// Values for `%placeholder%` in `field|expand` selections, by placeholder name
+    /// (without `%`). A placeholder with no value makes its selection never match.
+    pub placeholders: HashMap<String, Vec<String>>,
+}
+
+/// Which event attribute a rule is indexed under.
+#[derive(Debug, Clone, Copy)]
+enum IndexKey {
+    Name,
+    Source,
+}
+
+/// A compiled, indexed set of rules. `Send + Sync`: share one per process.
+#[derive(Debug, Default)]
+pub struct RuleSet {
+    rules: Vec<Rule>,
+    correlations: Vec<CorrelationRule>,
+    warnings: Vec<LoadError>,
+    by_name: HashMap<String, Vec<usize>>,
+    by_source: HashMap<String, Vec<usize>>,
+    always: Vec<usize>,
+}
+
+pub(crate) mod bundled {
+    include!(concat!(env!("OUT_DIR"), "/bundled_rules.rs"));
+}
+
+impl RuleSet {
+    /// Load rules from `(file name, yaml)` pairs.
+    ///
+    /// # Errors
+    /// Every rule that cannot be loaded, each with its file and (when known) line.
+    pub fn from_sources<'a>(
+        sources: impl IntoIterator<Item = (&'a str, &'a str)>,
+    ) -> Result<RuleSet, Vec<LoadError>> {
+        Self::from_sources_with(sources, &LoadOptions::default())
+    }
+
+    /// [`RuleSet::from_sources`] with placeholders.
+    ///
+    /// # Errors
+    /// As [`RuleSet::from_sources`].
+    pub fn from_sources_with<'a>(
+        sources: impl IntoIterator<Item = (&'a str, &'a str)>,
+        opts: &LoadOptions,
+    ) -> Result<RuleSet, Vec<LoadError>> {
+        let mut errors = Vec::new();
+        let mut warnings = Vec::new();
+        let mut rules = Vec::new();
+        let mut correlations = Vec::new();
+        for (file, text) in sources {
+            let docs = match yaml::parse_documents(text) {
+                Ok(d) => d,
+                Err(e) => {
+                    errors.push(LoadError {
+                        file: file.to_owned(),
+                        line: e.line,
+                        message: e.message,
+                    });
+                    continue;
+                }
+            };
+            if docs.is_empty() {
+                errors.push(LoadError {
+                    file: file.to_owned(),
+                    line: None,
+                    message: "file holds no rule".into(),
+                });
+            }
+            let mut ctx = Ctx {
+                file,
+                placeholders: &opts.placeholders,
+                warnings: &mut warnings,
+            };
+            for doc in &docs {
+                match compile::compile_document(doc, &mut ctx) {
+                    Ok(c) => {
+                        rules.extend(c.rules);
+                        correlations.extend(c.correlations);
+                    }
+                    Err(e) => errors.extend(e),
+                }
+            }
+        }
+        resolve(&mut rules, &mut correlations, &mut errors);
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+        let mut set = RuleSet {
+            rules,
+            correlations,
+            warnings,
+            ..RuleSet::default()
+        };
+        set.build_index();
+        Ok(set)
+    }
+
+    /// Load every `*.yml`/`*.yaml` below `dir`, skipping any `tests/` folder.
+    ///
+    /// # Errors
+    /// Unreadable files and every rule that cannot be loaded.
+    pub fn from_dir(dir: &Path) -> Result<RuleSet, Vec<LoadError>> {
+        Self::from_dir_with(dir, &LoadOptions::default())
+    }
+
+    /// [`RuleSet::from_dir`] with placeholders.
+    ///
+    /// # Errors
+    /// As [`RuleSet::from_dir`].
+    pub fn from_dir_with(dir: &Path, opts: &LoadOptions) -> Result<RuleSet, Vec<LoadError>> {
+        let files = read_yaml_files(dir, true)?;
+        Self::from_sources_with(files.iter().map(|(n, t)| (n.as_str(), t.as_str())), opts)
+    }
+
+    /// The repository's `rules/` pack, embedded at build time.
+    ///
+    /// # Errors
+    /// Every bundled rule that cannot be loaded (the pack's own tests keep this empty).
+    pub fn bundled() -> Result<RuleSet, Vec<LoadError>> {
+        Self::from_sources(bundled::RULES.iter().copied())
+    }
+
+    /// Every detection rule, in load order.
+    pub fn rules(&self) -> &[Rule] {
+        &self.rules
+    }
+
+    /// Every correlation rule, in load order.
+    pub fn correlations(&self) -> &[CorrelationRule] {
+        &self.correlations
+    }
+
+    /// Non-fatal findings of the loader (placeholders without value, ignored fields, ...).
+    pub fn warnings(&self) -> &[LoadError] {
+        &self.warnings
+    }
+
+    /// The rule with this [`Rule::id`].
+    pub fn rule(&self, id: &str) -> Option<&Rule> {
+        self.rules.iter().find(|r| r.id == id)
+    }
+
+    /// Append every rule that matches `event` to `out` (each at most once, in load order).
+    pub fn matches<'r, E: Event + ?Sized>(&'r self, event: &E, out: &mut Vec<&'r Rule>) {
+        let mut scratch: Vec<&Value> = Vec::new();
+        let mut name_buf = [0u8; 128];
+        let mut source_buf = [0u8; 128];
+        let by_name = lookup(&self.by_name, event.event_name(), &mut name_buf);
+        let by_source = lookup(&self.by_source, event.event_source(), &mut source_buf);
+        let start = out.len();
+        for list in [by_name, by_source, &self.always[..]] {
+            for &i in list {
+                if let Some(rule) = self.rules.get(i) {
+                    if rule_matches(rule, event, &mut scratch) {
+                        out.push(rule);
+                    }
+                }
+            }
+        }
+        // keep load order whatever bucket a rule came from
+        if let Some(found) = out.get_mut(start..) {
+            found.sort_by_key(|r| std::ptr::from_ref::<Rule>(r) as usize);
+        }
+    }
+
+    fn build_index(&mut self) {
+        for (i, rule) in self.rules.iter().enumerate() {
+            match index_keys(rule) {
+                Some((IndexKey::Name, keys)) => keys
+                    .into_iter()
+                    .for_each(|k| self.by_name.entry(k).or_default().push(i)),
+                Some((IndexKey::Source, keys)) => keys
+                    .into_iter()
+                    .for_each(|k| self.by_source.entry(k).or_default().push(i)),
+                None => self.always.push(i),
+            }
+        }
+    }
+
+    /// How many rules every event is checked against (not indexed by name or source).
+    pub fn unindexed_count(&self) -> usize {
+        self.always.len()
+    }
+}
+
+/// The rules listed under `key` (ASCII-lowercased in `buf`, allocation-free when it fits).
+fn lookup<'m>(
+    map: &'m HashMap<String, Vec<usize>>,
+    key: Option<&str>,
+    buf: &mut [u8; 128],
+) -> &'m [usize] {
+    let Some(key) = key else { return &[] };
+    if map.is_empty() {
+        return &[];
+    }
+    let found = match buf.get_mut(..key.len()) {
+        Some(dst) if key.is_ascii() => {
+            dst.copy_from_slice(key.as_bytes());
+            dst.make_ascii_lowercase();
+            std::str::from_utf8(dst).ok().and_then(|k| map.get(k))
+        }
+        _ => map.get(&key.to_lowercase()),
+    };
+    found.map(Vec::as_slice).unwrap_or_default()
+}
+
+/// Resolve correlation references; mark base rules; reject duplicate ids.
+fn resolve(rules: &mut [Rule], correlations: &mut [CorrelationRule], errors: &mut Vec<LoadError>) {
+    let mut seen: HashMap<&str, (&str, usize)> = HashMap::new();
+    for (id, file, line) in rules
+        .iter()
+        .map(|r| (r.id.as_str(), r.file.as_str(), r.line))
+        .chain(
+            correlations
+                .iter()
+                .map(|c| (c.id.as_str(), c.file.as_str(), c.line)),
+        )
+    {
+        if let Some((other_file, other_line)) = seen.insert(id, (file, line)) {
+            errors.push(LoadError {
+                file: file.to_owned(),
+                line: Some(line),
+                message: format!("duplicate rule id `{id}` (also at {other_file}:{other_line})"),
+            });
+        }
+    }
+    // references may use a rule's `name`, its Sigma `id`, or (for derived rules) our id
+    let mut by_ref: HashMap<String, String> = HashMap::new();
+    for r in rules.iter() {
+        by_ref.insert(r.id.clone(), r.id.clone());
+        if let Some(s) = &r.sigma_id {
+            by_ref.insert(s.clone(), r.id.clone());
+        }
+    }
+    for c in correlations.iter() {
+        by_ref.insert(c.id.clone(), c.id.clone());
+        if let Some(s) = &c.sigma_id {
+            by_ref.insert(s.clone(), c.id.clone());
+        }
+    }
+    let mut feeds: HashMap<String, bool> = HashMap::new();
+    for c in correlations.iter_mut() {
+        for r in c.rules.iter_mut() {
+            match by_ref.get(r.as_str()) {
+                Some(id) if *id == c.id => errors.push(LoadError {
+                    file: c.file.clone(),
+                    line: Some(c.line),
+                    message: format!("correlation `{}` references itself", c.id),
+                }),
+                Some(id) => {
+                    *r = id.clone();
+                    let generate = feeds.entry(id.clone()).or_insert(false);
+                    *generate |= c.generate;
+                }
+                None => errors.push(LoadError {
+                    file: c.file.clone(),
+                    line: Some(c.line),
+                    message: format!("correlation `{}` references unknown rule `{r}`", c.id),
+                }),
+            }
+        }
+    }
+    for r in rules.iter_mut() {
+        if feeds.get(&r.id) == Some(&false) {
+            r.correlation_only = true;
+        }
+    }
+}
+
+/// Read `*.yml`/`*.yaml` below `dir` (sorted); `skip_tests` leaves out `tests/` folders.
+pub(crate) fn read_yaml_files(
+    dir: &Path,
+    skip_tests: bool,
+) -> Result<Vec<(String, String)>, Vec<LoadError>> {
+    let mut out = Vec::new();
+    let mut errors = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let entries = match std::fs::read_dir(&d) {
+            Ok(e) => e,
+            Err(e) => {
+                errors.push(LoadError {
+                    file: d.display().to_string(),
+                    line: None,
+                    message: format!("cannot read directory: {e}"),
+                });
+                continue;
+            }
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                if !(skip_tests && path.file_name().is_some_and(|n| n == "tests")) {
+                    stack.push(path);
+                }
+            } else if path.extension().is_some_and(|e| e == "yml" || e == "yaml") {
+                match std::fs::read_to_string(&path) {
+                    Ok(text) => out.push((path.display().to_string(), text)),
+                    Err(e) => errors.push(LoadError {
+                        file: path.display().to_string(),
+                        line: None,
+                        message: format!("cannot read: {e}"),
+                    }),
+                }
+            }
+        }
+    }
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    out.sort();
+    Ok(out)
+}
+
+// ---- evaluation ----
+
+fn rule_matches<'e, E: Event + ?Sized>(
+    rule: &Rule,
+    event: &'e E,
+    scratch: &mut Vec<&'e Value>,
+) -> bool {
+    condition::eval(&rule.condition, &mut |i| {
+        rule.detections
+            .get(i)
+            .is_some_and(|d| detection_matches(&d.body, event, scratch))
+    })
+}
+
+fn detection_matches<'e, E: Event + ?Sized>(
+    body: &Body,
+    event: &'e E,
+    scratch: &mut Vec<&'e Value>,
+) -> bool {
+    match body {
+        Body::Fields(tests) => tests.iter().all(|t| field_matches(t, event, scratch)),
+        Body::AnyOf(branches) => branches
+            .iter()
+            .any(|b| b.iter().all(|t| field_matches(t, event, scratch))),
+        Body::Keywords { all, values } => {
+            let one = |v: &matcher::ValueMatch| {
+                event.any_string_value(&mut |s| match v {
+                    matcher::ValueMatch::Str(tests) => tests.iter().any(|t| t.is_match(s)),
+                    _ => false,
+                })
+            };
+            if *all {
+                values.iter().all(one)
+            } else {
+                values.iter().any(one)
+            }
+        }
+    }
+}
+
+fn field_matches<'e, E: Event + ?Sized>(
+    t: &FieldTest,
+    event: &'e E,
+    scratch: &mut Vec<&'e Value>,
+) -> bool {
+    let base = scratch.len();
+    event.values_at(&t.path, scratch);
+    let hit = match &t.kind {
+        FieldKind::FieldRef { other, how, cased } => {
+            let mid = scratch.len();
+            event.values_at(other, scratch);
+            let mine = scratch.get(base..mid).unwrap_or_default();
+            let theirs = scratch.get(mid..).unwrap_or_default();
+            mine.iter()
+                .any(|a| theirs.iter().any(|b| refs_match(a, b, *how, *cased)))
+        }
+        FieldKind::Never => false,
+        FieldKind::Exists(want) => {
+            scratch
+                .get(base..)
+                .unwrap_or_default()
+                .iter()
+                .any(|v| !v.is_null())
+                == *want
+        }
+        FieldKind::Values { all, values } => {
+            let vals = scratch.get(base..).unwrap_or_default();
+            let one = |m: &matcher::ValueMatch| match m {
+                // null matches a missing field or a JSON null
+                matcher::ValueMatch::Null => vals.is_empty() || vals.iter().any(|v| v.is_null()),
+                m => vals.iter().any(|v| m.is_match(v)),
+            };
+            if *all {
+                values.iter().all(one)
+            } else {
+                values.iter().any(one)
+            }
+        }
+    };
+    scratch.truncate(base);
+    hit
+}
+
+fn refs_match(a: &Value, b: &Value, how: RefHow, cased: bool) -> bool {
+    let (mut ba, mut bb) = ([0u8; 40], [0u8; 40]);
+    let (Some(a), Some(b)) = (
+        matcher::scalar_text(a, &mut ba),
+        matcher::scalar_text(b, &mut bb),
+    ) else {
+        return false;
+    };
+    fn fold(s: &str, cased: bool) -> std::borrow::Cow<'_, str> {
+        if cased {
+            std::borrow::Cow::Borrowed(s)
+        } else {
+            std::borrow::Cow::Owned(s.to_lowercase())
+        }
+    }
+    let (a, b) = (fold(a, cased), fold(b, cased));
+    match how {
+        RefHow::Equal => a == b,
+        RefHow::Prefix => a.starts_with(&*b),
+        RefHow::Suffix => a.ends_with(&*b),
+        RefHow::Contains => a.contains(&*b),
+    }
+}
+
+// ---- index ----
+
+/// The lowercase values one of which the rule provably requires in `eventName` (preferred)
+/// or `eventSource`; `None` when it must be evaluated for every event.
+fn index_keys(rule: &Rule) -> Option<(IndexKey, Vec<String>)> {
+    for (key, field) in [
+        (IndexKey::Name, "eventName"),
+        (IndexKey::Source, "eventSource"),
+    ] {
+        if let Some(set) = required(&rule.condition, &rule.detections, field) {
+            let mut v: Vec<String> = set.into_iter().collect();
+            v.sort();
+            return Some((key, v));
+        }
+    }
+    None
+}
+
+fn required(cond: &Cond, dets: &[Detection], field: &str) -> Option<HashSet<String>> {
+    let det = |i: &usize| dets.get(*i).and_then(|d| det_required(&d.body, field));
+    let union = |sets: Vec<Option<HashSet<String>>>| -> Option<HashSet<String>> {
+        let mut all = HashSet::new();
+        for s in sets {
+            all.extend(s?);
+        }
+        Some(all)
+    };
+    let smallest =
+        |sets: Vec<Option<HashSet<String>>>| sets.into_iter().flatten().min_by_key(HashSet::len);
+    match cond {
+        Cond::Det(i) => det(i),
+        Cond::And(parts) => smallest(parts.iter().map(|c| required(c, dets, field)).collect()),
+        Cond::Or(parts) => union(parts.iter().map(|c| required(c, dets, field)).collect()),
+        Cond::Not(_) => None,
+        Cond::AtLeast(_, ids) => union(ids.iter().map(det).collect()),
+        Cond::All(ids) => smallest(ids.iter().map(det).collect()),
+    }
+}
+
+fn det_required(body: &Body, field: &str) -> Option<HashSet<String>> {
+    let fields = |tests: &[FieldTest]| -> Option<HashSet<String>> {
+        tests
+            .iter()
+            .filter(|t| t.path.len() == 1 && t.path.first().is_some_and(|p| &**p == field))
+            .filter_map(|t| match &t.kind {
+                FieldKind::Values { values, .. } => values
+                    .iter()
+                    .map(|v| v.exact_needle().map(str::to_lowercase))
+                    .collect::<Option<HashSet<String>>>(),
+                // a placeholder without value never matches: no event needs to see it
+                FieldKind::Never => Some(HashSet::new()),
+                _ => None,
+            })
+            .min_by_key(HashSet::len)
+    };
+    match body {
+        Body::Fields(tests) => fields(tests),
+        Body::AnyOf(branches) => {
+            let mut all = HashSet::new();
+            for b in branches {
+                all.extend(fields(b)?);
+            }
+            Some(all)
+        }
+        Body::Keywords { .. } => None,
+    }
+}
+
+#[cfg(test)]
+mod tests;
