@@ -12,6 +12,7 @@
 //!   with in-memory implementations for tests and AWS SDK ones behind the `aws` feature.
 //! - [`handler`]: per function, envelope -> domain -> `Ok`/`Err` (the retry decision).
 //! - [`metrics`]: CloudWatch Embedded Metric Format lines.
+//! - [`remediate`]: opt-in auto-remediation: which events to undo, and the finding recording it.
 //!
 //! Errors: one `thiserror` enum per module; each says whether it is retryable (throttling,
 //! 5xx, timeouts) or permanent (bad input, missing object, access denied). Handlers turn
@@ -27,5 +28,6 @@ pub mod metrics;
 pub mod model;
 pub mod pipeline;
 pub mod ports;
+pub mod remediate;
 
 pub use config::Config;

@@ -4,12 +4,14 @@
 //! - [`FindingStore`]: store a finding exactly once, remember whether it was alerted
 //!   (DynamoDB conditional `PutItem`).
 //! - [`Notifier`]: publish alerts (SNS `PublishBatch`).
+//! - [`remediate::Remediator`]: the auto-remediation writes (CloudTrail, S3, IAM).
 //!
 //! [`memory`] holds the in-memory implementations used by unit tests and the CLI;
 //! `aws` (feature `aws`) holds the SDK ones. No SDK type crosses this module's boundary:
 //! adapters translate SDK errors into the errors below, each knowing if it is retryable.
 
 pub mod memory;
+pub mod remediate;
 pub mod trail;
 
 #[cfg(feature = "aws")]

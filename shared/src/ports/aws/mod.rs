@@ -1,1 +1,4 @@
 //! AWS SDK implementations of the ports (feature `aws`).
+
+mod remediate;
+pub use remediate::AwsRemediator;
