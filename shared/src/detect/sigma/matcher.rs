@@ -5,6 +5,7 @@
 //! Matching never allocates for ASCII strings (the common case in CloudTrail); non-ASCII
 //! text under case-insensitive comparison is lowercased on the fly.
 
+use aho_corasick::AhoCorasick;
 use ipnet::IpNet;
 use regex::{Regex, RegexBuilder};
 use serde_json::Value;
@@ -21,7 +22,8 @@ pub(crate) enum StrTest {
     Exact(String),
     Prefix(String),
     Suffix(String),
-    Contains(String),
+    /// Substring search, prebuilt (ASCII case-insensitive unless `cased`).
+    Contains(String, AhoCorasick),
     /// `*`: any string (including empty).
     Any,
     /// Wildcards in the middle, or a `re` modifier.
@@ -162,16 +164,9 @@ fn test_bytes(test: &StrTest, text: &str, fold: bool) -> bool {
             .checked_sub(n.len())
             .and_then(|start| t.get(start..))
             .is_some_and(|h| eq(h, n.as_bytes())),
-        StrTest::Contains(n) => {
-            let n = n.as_bytes();
-            if n.is_empty() {
-                return true;
-            }
-            if n.len() > t.len() {
-                return false;
-            }
-            t.windows(n.len()).any(|w| eq(w, n))
-        }
+        // the finder was built case-insensitive for uncased needles (lowercase haystacks
+        // for non-ASCII text are fine too: the needle is lowercase)
+        StrTest::Contains(n, finder) => n.len() <= t.len() && finder.is_match(t),
         StrTest::Any => true,
         StrTest::Regex(re) => re.is_match(text),
     }
@@ -236,7 +231,14 @@ pub(crate) fn compile_pieces(pieces: &[Piece], cased: bool) -> Result<StrMatch, 
             (false, false) => StrTest::Exact(fold(lit)),
             (false, true) => StrTest::Prefix(fold(lit)),
             (true, false) => StrTest::Suffix(fold(lit)),
-            (true, true) => StrTest::Contains(fold(lit)),
+            (true, true) => {
+                let needle = fold(lit);
+                let finder = AhoCorasick::builder()
+                    .ascii_case_insensitive(!cased)
+                    .build([needle.as_str()])
+                    .map_err(|e| format!("cannot build a matcher for `{needle}`: {e}"))?;
+                StrTest::Contains(needle, finder)
+            }
         },
         None => {
             let mut re = String::from("^");
@@ -297,7 +299,7 @@ mod tests {
         assert!(matches!(m("abc", false).test, StrTest::Exact(ref s) if s == "abc"));
         assert!(matches!(m("ab*", false).test, StrTest::Prefix(_)));
         assert!(matches!(m("*ab", false).test, StrTest::Suffix(_)));
-        assert!(matches!(m("*ab*", false).test, StrTest::Contains(_)));
+        assert!(matches!(m("*ab*", false).test, StrTest::Contains(..)));
         assert!(matches!(m("**", false).test, StrTest::Any));
         assert!(matches!(m("a*b", false).test, StrTest::Regex(_)));
         assert!(matches!(m("a?", false).test, StrTest::Regex(_)));
@@ -333,6 +335,10 @@ mod tests {
         assert!(m("StopLogging", true).is_match("StopLogging"));
         assert!(m("ÄBC", false).is_match("äbc"));
         assert!(m("a*Ä", false).is_match("Abbä"));
+        assert!(m("*ÄB*", false).is_match("xxäbxx"));
+        assert!(m("*LOG*", false).is_match("StopLogging"));
+        assert!(!m("*LOG*", true).is_match("StopLogging"));
+        assert!(m("*Log*", true).is_match("StopLogging"));
         assert!(!m("a*Ä", false).is_match("xxAbbä"));
     }
 

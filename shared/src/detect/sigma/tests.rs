@@ -595,3 +595,26 @@ fn bundled_pack_loads() {
         );
     }
 }
+
+mod never_panics {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn arbitrary_text_loads_or_fails_cleanly(text in ".{0,400}") {
+            let _ = RuleSet::from_sources([("p.yml", text.as_str())]);
+        }
+
+        #[test]
+        fn arbitrary_conditions_and_values(cond in "[a-z_*() 0-9|]{0,60}", value in ".{0,40}", m in "(|\\|contains|\\|re|\\|cidr|\\|startswith|\\|base64offset\\|contains|\\|gt)") {
+            let det = format!("  sel_a:\n    f{m}: {value:?}\n  sel_b:\n    - g: 1\n  condition: {cond}\n");
+            if let Ok(set) = RuleSet::from_sources([("p.yml", rule(&det).as_str())]) {
+                let mut out = Vec::new();
+                set.matches(&json!({"f": value, "g": [1, "x", null, {"h": true}]}), &mut out);
+            }
+        }
+    }
+}
