@@ -2,6 +2,8 @@
 //! copied) through the digest validator and compares the report with `expected.json`:
 //! same `ok`, same (key, status) set, each key once, sorted.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test helpers outside #[test] fns
+
 use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
 
