@@ -1,0 +1,243 @@
+//! `trailwatch scan`: files, folders and S3 prefixes through the same pipeline as the
+//! Lambda functions, in parallel across files.
+
+use crate::inputs::{self, Input};
+use crate::output;
+use anyhow::Context as _;
+use clap::{Args, ValueEnum};
+use indicatif::{ProgressBar, ProgressStyle};
+use rayon::prelude::*;
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::Instant;
+use time::Date;
+use trailwatch::findings::{Finding, Severity};
+use trailwatch::ingest::{self, ReaderOptions};
+use trailwatch::pipeline::{self, ScanReport};
+
+/// Output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// One finding per line as JSON.
+    Jsonl,
+    /// An aligned table, most severe first.
+    Table,
+}
+
+/// Arguments of `trailwatch scan`.
+#[derive(Debug, Args)]
+pub struct ScanArgs {
+    /// Files, folders (recursive) or s3://bucket/prefix to scan.
+    #[arg(required = true, value_name = "PATH")]
+    pub paths: Vec<String>,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: Format,
+    /// Only report findings at or above this severity.
+    #[arg(long, value_name = "SEVERITY", default_value = "info")]
+    pub min_severity: Severity,
+    /// Load rules from this directory instead of the bundled pack.
+    #[arg(long, value_name = "DIR")]
+    pub rules: Option<PathBuf>,
+    /// Worker threads (default: all cores).
+    #[arg(long, value_name = "N")]
+    pub threads: Option<usize>,
+    /// S3 only: skip log files dated before this day (YYYY-MM-DD, from the key).
+    #[arg(long, value_name = "DATE", value_parser = inputs::parse_date)]
+    pub since: Option<Date>,
+    /// S3 only: skip log files dated after this day (YYYY-MM-DD, from the key).
+    #[arg(long, value_name = "DATE", value_parser = inputs::parse_date)]
+    pub until: Option<Date>,
+    /// Never show a progress bar.
+    #[arg(long)]
+    pub no_progress: bool,
+}
+
+#[derive(Default)]
+struct Totals {
+    files: AtomicU64,
+    files_with_errors: AtomicU64,
+    records: AtomicU64,
+    rejected: AtomicU64,
+    bytes: AtomicU64,
+    by_severity: [AtomicU64; 5],
+}
+
+/// Run `trailwatch scan`.
+///
+/// # Errors
+/// Usage errors (rules that do not load, paths that do not exist, S3 listing failures).
+pub fn run(args: &ScanArgs, rt: &tokio::runtime::Handle) -> anyhow::Result<ExitCode> {
+    let rules = crate::rules::load_rules(args.rules.as_ref())?;
+    let mut list = Vec::new();
+    let mut local = Vec::new();
+    let mut s3 = Vec::new();
+    for p in &args.paths {
+        match inputs::parse_s3_url(p) {
+            Some(loc) => s3.push(loc?),
+            None => local.push(PathBuf::from(p)),
+        }
+    }
+    inputs::collect_local(&local, &mut list)?;
+    let s3_source = if s3.is_empty() {
+        None
+    } else {
+        let src = rt.block_on(crate::s3::S3Inputs::load());
+        for loc in &s3 {
+            rt.block_on(src.list(loc, args.since, args.until, &mut list))?;
+        }
+        Some(src)
+    };
+
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(args.threads.unwrap_or(0))
+        .build()
+        .context("starting worker threads")?;
+    let progress =
+        (!args.no_progress && std::io::stderr().is_terminal() && list.len() > 1).then(|| {
+            let bar = ProgressBar::new(list.len() as u64);
+            if let Ok(style) = ProgressStyle::with_template(
+                "{bar:40} {pos}/{len} files  {msg}  [{elapsed_precise}, eta {eta}]",
+            ) {
+                bar.set_style(style);
+            }
+            bar
+        });
+    let totals = Totals::default();
+    let stdout = Mutex::new(std::io::BufWriter::new(std::io::stdout()));
+    let table: Mutex<Vec<Finding>> = Mutex::new(Vec::new());
+    let failures: Mutex<Vec<String>> = Mutex::new(Vec::new());
+    let started = Instant::now();
+    let opts = ReaderOptions::default();
+
+    pool.install(|| {
+        list.par_iter().for_each(|input| {
+            let label = input.label();
+            let emit = |f: Finding| {
+                if f.severity < args.min_severity {
+                    return;
+                }
+                totals.by_severity[f.severity as usize].fetch_add(1, Ordering::Relaxed);
+                match args.format {
+                    Format::Jsonl => {
+                        if let Ok(mut out) = stdout.lock() {
+                            // a closed pipe (`| head`) is not an error worth reporting per line
+                            let _ = output::write_jsonl(&mut *out, &f);
+                        }
+                    }
+                    Format::Table => {
+                        if let Ok(mut t) = table.lock() {
+                            t.push(f);
+                        }
+                    }
+                }
+            };
+            let result = scan_one(input, &label, &rules, opts, s3_source.as_ref(), rt, emit);
+            totals.files.fetch_add(1, Ordering::Relaxed);
+            match result {
+                Ok(report) => {
+                    totals
+                        .records
+                        .fetch_add(report.records_read, Ordering::Relaxed);
+                    totals
+                        .rejected
+                        .fetch_add(report.records_rejected, Ordering::Relaxed);
+                    totals.bytes.fetch_add(report.bytes, Ordering::Relaxed);
+                    if report.has_errors() {
+                        totals.files_with_errors.fetch_add(1, Ordering::Relaxed);
+                        let mut why = Vec::new();
+                        if report.records_rejected > 0 {
+                            why.push(format!(
+                                "{} record(s) rejected, first: {}",
+                                report.records_rejected,
+                                report.rejections.first().map(String::as_str).unwrap_or("?")
+                            ));
+                        }
+                        if let Some(e) = &report.stream_error {
+                            why.push(e.to_string());
+                        }
+                        if let Ok(mut f) = failures.lock() {
+                            f.push(format!("{label}: {}", why.join("; ")));
+                        }
+                    }
+                }
+                Err(e) => {
+                    totals.files_with_errors.fetch_add(1, Ordering::Relaxed);
+                    if let Ok(mut f) = failures.lock() {
+                        f.push(format!("{label}: {e:#}"));
+                    }
+                }
+            }
+            if let Some(bar) = &progress {
+                bar.inc(1);
+                bar.set_message(format!(
+                    "{} records",
+                    totals.records.load(Ordering::Relaxed)
+                ));
+            }
+        });
+    });
+    if let Some(bar) = &progress {
+        bar.finish_and_clear();
+    }
+
+    let mut out = stdout.into_inner().unwrap_or_else(|e| e.into_inner());
+    if args.format == Format::Table {
+        let mut findings = table.into_inner().unwrap_or_else(|e| e.into_inner());
+        if findings.is_empty() {
+            let _ = writeln!(out, "no findings");
+        } else {
+            let _ = output::write_table(&mut out, &mut findings);
+        }
+    }
+    let _ = out.flush();
+
+    let failures = failures.into_inner().unwrap_or_else(|e| e.into_inner());
+    let mut failures = failures;
+    failures.sort();
+    for f in &failures {
+        eprintln!("error: {f}");
+    }
+    let counts: [u64; 5] = std::array::from_fn(|i| totals.by_severity[i].load(Ordering::Relaxed));
+    let secs = started.elapsed().as_secs_f64();
+    let records = totals.records.load(Ordering::Relaxed);
+    eprintln!(
+        "scanned {} file(s), {} record(s) ({} rejected), {:.1} MB in {:.2}s; {} finding(s): {}; {} file(s) with errors",
+        totals.files.load(Ordering::Relaxed),
+        records,
+        totals.rejected.load(Ordering::Relaxed),
+        totals.bytes.load(Ordering::Relaxed) as f64 / 1e6,
+        secs,
+        counts.iter().sum::<u64>(),
+        output::severity_counts(&counts),
+        totals.files_with_errors.load(Ordering::Relaxed),
+    );
+    Ok(if failures.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+fn scan_one(
+    input: &Input,
+    label: &str,
+    rules: &trailwatch::detect::RuleSet,
+    opts: ReaderOptions,
+    s3: Option<&crate::s3::S3Inputs>,
+    rt: &tokio::runtime::Handle,
+    emit: impl FnMut(Finding),
+) -> anyhow::Result<ScanReport> {
+    let reader: Box<dyn std::io::Read + Send> = match input {
+        Input::File(p) => Box::new(std::fs::File::open(p).with_context(|| "cannot open")?),
+        Input::S3 { bucket, key, .. } => {
+            let src = s3.context("no S3 client")?;
+            src.open(rt, bucket, key)?
+        }
+    };
+    let records = ingest::open(reader, opts).context("cannot read")?;
+    Ok(pipeline::scan(records, rules, label, emit))
+}

@@ -1,0 +1,230 @@
+//! `trailwatch scan` and `trailwatch rules` as a user runs them: the JSON-lines contract,
+//! folders, exit codes, and error messages that name the file.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn trailwatch(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_trailwatch"))
+        .args(args)
+        .env_remove("TRAILWATCH_LOG")
+        .output()
+        .unwrap()
+}
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn record(id: &str, name: &str, source: &str, extra: &str) -> String {
+    format!(
+        r#"{{"eventVersion":"1.08","userIdentity":{{"type":"IAMUser","arn":"arn:aws:iam::111122223333:user/bob","accountId":"111122223333","userName":"bob"}},"eventTime":"2026-11-20T12:00:00Z","eventSource":"{source}","eventName":"{name}","awsRegion":"eu-west-1","sourceIPAddress":"198.51.100.4","userAgent":"aws-cli/2.15","requestParameters":{{"name":"main"}},"responseElements":null,"eventID":"{id}","eventType":"AwsApiCall","recipientAccountId":"111122223333"{extra}}}"#
+    )
+}
+
+fn gz(text: &str) -> Vec<u8> {
+    use flate2::write::GzEncoder;
+    let mut e = GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    e.write_all(text.as_bytes()).unwrap();
+    e.finish().unwrap()
+}
+
+#[test]
+fn jsonl_carries_the_contract_fields() {
+    let dir = tempfile::tempdir().unwrap();
+    let nested = dir
+        .path()
+        .join("AWSLogs/111122223333/CloudTrail/eu-west-1/2026/11/20");
+    std::fs::create_dir_all(&nested).unwrap();
+    let log = format!(
+        r#"{{"Records":[{},{}]}}"#,
+        record("ev-stop", "StopLogging", "cloudtrail.amazonaws.com", ""),
+        record(
+            "ev-read",
+            "DescribeTrails",
+            "cloudtrail.amazonaws.com",
+            r#","readOnly":true"#
+        )
+    );
+    std::fs::write(
+        nested.join("111122223333_CloudTrail_eu-west-1_20261120T1200Z_abc.json.gz"),
+        gz(&log),
+    )
+    .unwrap();
+    // a digest in the same tree is not a log file and is not read
+    let digest = dir
+        .path()
+        .join("AWSLogs/111122223333/CloudTrail-Digest/eu-west-1/2026/11/20");
+    std::fs::create_dir_all(&digest).unwrap();
+    std::fs::write(
+        digest
+            .join("111122223333_CloudTrail-Digest_eu-west-1_t_eu-west-1_20261120T120000Z.json.gz"),
+        b"not even gzip",
+    )
+    .unwrap();
+
+    let out = trailwatch(&["scan", "--format", "jsonl", dir.path().to_str().unwrap()]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines: Vec<serde_json::Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let stop = lines
+        .iter()
+        .find(|f| f["rule_id"] == "tw-cloudtrail-stop-logging")
+        .expect("StopLogging finding");
+    for field in [
+        "rule_id",
+        "title",
+        "severity",
+        "event_id",
+        "event_name",
+        "event_time",
+        "account_id",
+        "region",
+        "source",
+    ] {
+        assert!(stop[field].is_string(), "{field} missing in {stop}");
+    }
+    assert_eq!(stop["event_id"], "ev-stop");
+    assert_eq!(stop["severity"], "high");
+    assert_eq!(stop["account_id"], "111122223333");
+    assert_eq!(stop["region"], "eu-west-1");
+    assert!(stop["source"].as_str().unwrap().ends_with("_abc.json.gz"));
+    assert!(
+        lines.iter().all(|f| f["event_id"] != "ev-read"),
+        "a read-only DescribeTrails raised a finding"
+    );
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        stderr.contains("scanned 1 file(s), 2 record(s)"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn min_severity_filters_and_table_prints() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("records.json");
+    std::fs::write(
+        &f,
+        format!(
+            "[{}]",
+            record("e1", "StopLogging", "cloudtrail.amazonaws.com", "")
+        ),
+    )
+    .unwrap();
+    let out = trailwatch(&[
+        "scan",
+        "--format",
+        "jsonl",
+        "--min-severity",
+        "high",
+        f.to_str().unwrap(),
+    ]);
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(!text.is_empty());
+    assert!(text.lines().all(|l| l.contains("\"severity\":\"high\"") || l.contains("\"severity\":\"critical\"")), "{text}");
+    let out = trailwatch(&["scan", "--format", "table", f.to_str().unwrap()]);
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.starts_with("SEVERITY"), "{text}");
+    assert!(text.contains("tw-cloudtrail-stop-logging"), "{text}");
+}
+
+#[test]
+fn damaged_input_exits_non_zero_after_scanning_the_rest() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("a-good.json");
+    std::fs::write(
+        &good,
+        format!(
+            r#"{{"Records":[{}]}}"#,
+            record("g1", "StopLogging", "cloudtrail.amazonaws.com", "")
+        ),
+    )
+    .unwrap();
+    let bad = dir.path().join("b-truncated.json.gz");
+    let full = gz(&format!(
+        r#"{{"Records":[{},{}]}}"#,
+        record("t1", "StopLogging", "cloudtrail.amazonaws.com", ""),
+        record("t2", "DeleteTrail", "cloudtrail.amazonaws.com", "")
+    ));
+    std::fs::write(&bad, &full[..full.len() - 30]).unwrap();
+    let out = trailwatch(&["scan", "--format", "jsonl", dir.path().to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        stdout.contains("\"event_id\":\"g1\""),
+        "the good file was still scanned: {stdout}"
+    );
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        stderr.contains("error: ") && stderr.contains("b-truncated.json.gz"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("1 file(s) with errors"), "{stderr}");
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    let out = trailwatch(&["scan", "/definitely/not/here"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/definitely/not/here"));
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("bad.yml"), "title: x\nlogsource: {product: aws, service: cloudtrail}\ndetection:\n  sel: {eventName: A}\n  condition: sel and nope\n").unwrap();
+    let out = trailwatch(&[
+        "scan",
+        "--rules",
+        dir.path().to_str().unwrap(),
+        root().join("events").to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("bad.yml:"),
+        "load errors name the file and line: {err}"
+    );
+}
+
+#[test]
+fn rules_list_and_test() {
+    let out = trailwatch(&["rules", "list"]);
+    assert_eq!(out.status.code(), Some(0));
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        text.lines().count() >= 80,
+        "{} rules listed",
+        text.lines().count()
+    );
+    assert!(text.contains("tw-cloudtrail-stop-logging"));
+    let out = trailwatch(&["rules", "test"]);
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(text.contains("PASS  tw-cloudtrail-stop-logging"));
+}
+
+#[test]
+fn demo_events_folder_scans_cleanly() {
+    let out = trailwatch(&[
+        "scan",
+        "--format",
+        "jsonl",
+        root().join("events").to_str().unwrap(),
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("tw-cloudtrail-stop-logging"));
+}
