@@ -10,8 +10,8 @@ pub mod pack;
 pub mod sigma;
 
 pub use sigma::{
-    CmpOp, CorrelationCondition, CorrelationRule, CorrelationType, FailedAttempts, FieldAlias,
-    LoadError, LoadOptions, Rule, RuleSet,
+    CmpOp, CorrelationCondition, CorrelationRatio, CorrelationRule, CorrelationType,
+    FailedAttempts, FieldAlias, LoadError, LoadOptions, Rule, RuleSet,
 };
 
 /// Top-level CloudTrail fields searched by Sigma keyword (unnamed value list) selections when

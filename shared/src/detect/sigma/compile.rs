@@ -6,8 +6,8 @@ use super::condition::{self, Cond};
 use super::matcher::{self, NumOp, Piece, StrMatch, StrTest, ValueMatch};
 use super::yaml::{Kind, Node, Scalar};
 use super::{
-    CmpOp, CorrelationCondition, CorrelationRule, CorrelationType, FailedAttempts, FieldAlias,
-    LoadError, Rule,
+    CmpOp, CorrelationCondition, CorrelationRatio, CorrelationRule, CorrelationType,
+    FailedAttempts, FieldAlias, LoadError, Rule,
 };
 use crate::findings::Severity;
 use base64::Engine as _;
@@ -121,6 +121,7 @@ const KNOWN_META: &[&str] = &[
     "scope",
     "correlation",
     "generate",
+    "trailwatch",
 ];
 
 /// Compile one YAML document of `ctx.file`.
@@ -138,7 +139,7 @@ pub(crate) fn compile_document(doc: &Node, ctx: &mut Ctx<'_>) -> Result<Compiled
         )]);
     }
     for (key, line, _) in entries {
-        if !KNOWN_META.contains(&key.as_str()) && !key.starts_with('x') && !key.starts_with('_') {
+        if !KNOWN_META.contains(&key.as_str()) && !key.starts_with("x-") && !key.starts_with('_') {
             ctx.warn(*line, format!("unknown top-level field `{key}` is ignored"));
         }
     }
@@ -480,6 +481,7 @@ fn legacy_aggregation(
         condition: cond,
         aliases: Vec::new(),
         generate: false,
+        ratio: None,
         file: file.to_owned(),
         line: meta.line,
     };
@@ -1008,6 +1010,7 @@ fn compile_correlation(
             return Err(ctx.err(*line, format!("unknown correlation field `{key}`")));
         }
     }
+    let ratio = parse_ratio(doc, kind, condition.as_ref(), ctx)?;
     Ok(CorrelationRule {
         id: meta.id.clone(),
         sigma_id: meta.sigma_id.clone(),
@@ -1023,9 +1026,83 @@ fn compile_correlation(
         condition,
         aliases,
         generate,
+        ratio,
         file: ctx.file.to_owned(),
         line: meta.line,
     })
+}
+
+/// Our `trailwatch: {ratio: {numerator, min_percent, min_total}}` extension.
+fn parse_ratio(
+    doc: &Node,
+    kind: CorrelationType,
+    condition: Option<&CorrelationCondition>,
+    ctx: &Ctx<'_>,
+) -> Result<Option<CorrelationRatio>, LoadError> {
+    let Some(ext) = doc.get("trailwatch") else {
+        return Ok(None);
+    };
+    let Kind::Map(entries) = &ext.kind else {
+        return Err(ctx.err(ext.line, "`trailwatch` must be a map"));
+    };
+    if let Some((key, line, _)) = entries.iter().find(|(k, _, _)| k != "ratio") {
+        return Err(ctx.err(
+            *line,
+            format!("unknown `trailwatch` extension `{key}` (expected `ratio`)"),
+        ));
+    }
+    let Some(r) = ext.get("ratio") else {
+        return Ok(None);
+    };
+    if kind != CorrelationType::EventCount {
+        return Err(ctx.err(
+            r.line,
+            "`trailwatch.ratio` only applies to `event_count` correlations",
+        ));
+    }
+    if !condition.is_some_and(|c| {
+        c.ops
+            .iter()
+            .any(|(op, _)| matches!(op, CmpOp::Gt | CmpOp::Gte))
+    }) {
+        return Err(ctx.err(
+            r.line,
+            "a ratio needs `condition: {gte: N}` (the lowest numerator count)",
+        ));
+    }
+    let Kind::Map(fields) = &r.kind else {
+        return Err(ctx.err(
+            r.line,
+            "`ratio` must be a map with numerator, min_percent, min_total",
+        ));
+    };
+    if let Some((key, line, _)) = fields
+        .iter()
+        .find(|(k, _, _)| !["numerator", "min_percent", "min_total"].contains(&k.as_str()))
+    {
+        return Err(ctx.err(*line, format!("unknown ratio field `{key}`")));
+    }
+    let numerator = list_field(r, "numerator", ctx)?;
+    if numerator.is_empty() {
+        return Err(ctx.err(r.line, "`ratio.numerator` names no rule"));
+    }
+    let number = |key: &str| -> Result<u64, LoadError> {
+        let n = r
+            .get(key)
+            .ok_or_else(|| ctx.err(r.line, format!("`ratio` has no `{key}`")))?;
+        n.as_text()
+            .and_then(|t| t.parse::<u64>().ok())
+            .ok_or_else(|| ctx.err(n.line, format!("`{key}` needs a whole number")))
+    };
+    let min_percent = number("min_percent")?;
+    if min_percent > 100 {
+        return Err(ctx.err(r.line, "`min_percent` is a percentage (0 to 100)"));
+    }
+    Ok(Some(CorrelationRatio {
+        numerator,
+        min_percent,
+        min_total: number("min_total")?,
+    }))
 }
 
 fn parse_corr_condition(n: &Node, ctx: &Ctx<'_>) -> Result<CorrelationCondition, LoadError> {

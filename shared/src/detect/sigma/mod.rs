@@ -154,6 +154,19 @@ pub struct FieldAlias {
     pub fields: Vec<(String, String)>,
 }
 
+/// Our `trailwatch: ratio:` extension of an `event_count` correlation: the numerator rules'
+/// share of all the correlation's events (other Sigma tools ignore the key and see a count).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CorrelationRatio {
+    /// The rules counted in the numerator (resolved like [`CorrelationRule::rules`], a
+    /// subset of them); the denominator is every event of the correlation's rules.
+    pub numerator: Vec<String>,
+    /// Lowest numerator share, in percent (0..=100).
+    pub min_percent: u64,
+    /// Fewest events in the denominator before the ratio is judged.
+    pub min_total: u64,
+}
+
 /// A Sigma correlation rule, validated; evaluated by a stateful component.
 #[derive(Debug, Clone)]
 pub struct CorrelationRule {
@@ -185,6 +198,8 @@ pub struct CorrelationRule {
     pub aliases: Vec<FieldAlias>,
     /// `generate`: whether the referenced rules also produce their own findings.
     pub generate: bool,
+    /// `trailwatch: ratio:` (only on `event_count`; `condition` bounds the numerator).
+    pub ratio: Option<CorrelationRatio>,
     /// Source file.
     pub file: String,
     /// Line of the document in `file`.
@@ -459,6 +474,24 @@ fn resolve(rules: &mut [Rule], correlations: &mut [CorrelationRule], errors: &mu
     }
     let mut feeds: HashMap<String, bool> = HashMap::new();
     for c in correlations.iter_mut() {
+        if let Some(ratio) = c.ratio.as_mut() {
+            for n in ratio.numerator.iter_mut() {
+                let resolved = by_ref
+                    .get(n.as_str())
+                    .filter(|id| c.rules.iter().any(|r| by_ref.get(r.as_str()) == Some(*id)));
+                match resolved {
+                    Some(id) => *n = id.clone(),
+                    None => errors.push(LoadError {
+                        file: c.file.clone(),
+                        line: Some(c.line),
+                        message: format!(
+                            "ratio numerator `{n}` of correlation `{}` is not one of its rules",
+                            c.id
+                        ),
+                    }),
+                }
+            }
+        }
         for r in c.rules.iter_mut() {
             match by_ref.get(r.as_str()) {
                 Some(id) if *id == c.id => errors.push(LoadError {

@@ -618,3 +618,52 @@ mod never_panics {
         }
     }
 }
+
+#[test]
+fn unknown_top_level_fields_are_warned_about() {
+    let text =
+        rule("  sel:\n    x: 1\n  condition: sel\n") + "falsepositive: typo\nx-team: custom\n";
+    let set = RuleSet::from_sources([("u.yml", text.as_str())]).unwrap();
+    assert_eq!(set.warnings().len(), 1);
+    assert_eq!(set.warnings()[0].line, Some(11));
+    assert!(set.warnings()[0].message.contains("falsepositive"));
+}
+
+#[test]
+fn ratio_extension_loads_and_is_validated() {
+    let any = "title: any\nname: b-any\nlogsource: {product: aws, service: cloudtrail}\n\
+        detection:\n  sel:\n    eventSource: iam.amazonaws.com\n  condition: sel\n";
+    let denied = any.replace("name: b-any", "name: b-denied\nid: denied-uuid");
+    let ratio = "title: mostly denied\nname: c-ratio\ncorrelation:\n  type: event_count\n  rules: [denied-uuid, b-any]\n\
+        group-by: [userIdentity.arn]\n  timespan: 24h\n  condition: {gte: 4}\ntrailwatch:\n  ratio:\n\
+        numerator: [denied-uuid]\n    min_percent: 50\n    min_total: 6\nlevel: medium\n"
+        .replace("group-by", "  group-by")
+        .replace("numerator:", "    numerator:");
+    let set = RuleSet::from_sources([
+        ("a.yml", any),
+        ("d.yml", denied.as_str()),
+        ("r.yml", ratio.as_str()),
+    ])
+    .unwrap();
+    assert!(set.warnings().is_empty(), "{:?}", set.warnings());
+    let r = set.correlations()[0].ratio.as_ref().unwrap();
+    assert_eq!(r.numerator, ["b-denied"], "numerators resolve like rules");
+    assert_eq!((r.min_percent, r.min_total), (50, 6));
+    let load = |text: &str| {
+        RuleSet::from_sources([("a.yml", any), ("d.yml", denied.as_str()), ("r.yml", text)])
+    };
+    let outsider = ratio.replace("numerator: [denied-uuid]", "numerator: [b-other]");
+    assert!(load(&outsider).unwrap_err()[0]
+        .message
+        .contains("not one of its rules"));
+    let pct = ratio.replace("min_percent: 50", "min_percent: 150");
+    assert!(load(&pct).unwrap_err()[0].message.contains("percentage"));
+    let temporal = ratio.replace("event_count", "temporal");
+    assert!(load(&temporal).unwrap_err()[0]
+        .message
+        .contains("event_count"));
+    let no_bound = ratio.replace("{gte: 4}", "{lte: 4}");
+    assert!(load(&no_bound).unwrap_err()[0].message.contains("gte"));
+    let typo = ratio.replace("min_total", "min_totl");
+    assert!(load(&typo).is_err());
+}
