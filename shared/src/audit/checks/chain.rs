@@ -172,7 +172,23 @@ pub async fn digest_chain<T: TrailSource, B: BucketAuditSource, D: DigestSource>
             }
         }
     }
-    let summary = if bad == 0 {
+    let digests_seen = run
+        .results
+        .iter()
+        .any(|r| r.resource.contains("/CloudTrail-Digest/"));
+    let summary = if let (false, Some(at)) = (digests_seen, latest.filter(|t| *t >= start)) {
+        // CloudTrail says it delivered a digest in the window, and none is in the bucket:
+        // every digest was deleted (no surviving digest names them, so only this shows it)
+        result(
+            arn,
+            CheckStatus::Fail,
+            format!(
+                "no digest file of the last {} h is in s3://{bucket}, but CloudTrail delivered one at {}",
+                AUDIT_WINDOW.whole_hours(),
+                super::rfc3339(at)
+            ),
+        )
+    } else if bad == 0 {
         result(
             arn,
             CheckStatus::Pass,

@@ -550,3 +550,18 @@ async fn collect_reads_through_the_ports_and_classifies_errors() {
     let e = collect(&trails, &buckets, &scope, one).await.unwrap_err();
     assert!(e.is_retryable());
 }
+
+#[test]
+fn docs_table_lists_every_check() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/checks.md");
+    let doc = std::fs::read_to_string(path).unwrap();
+    for c in CHECKS {
+        let row = format!("| `{}` |", c.id);
+        let line = doc.lines().find(|l| l.starts_with(&row));
+        let line = line.unwrap_or_else(|| panic!("docs/checks.md has no row for {}", c.id));
+        assert!(
+            line.contains(&format!("| {} |", c.severity.as_str())),
+            "{line}"
+        );
+    }
+}

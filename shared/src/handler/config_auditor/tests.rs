@@ -537,3 +537,43 @@ async fn digest_chain_without_keys_reports_invalid_signatures() {
     assert_eq!(bad, 6, "5 digests signature-invalid + the trail summary");
     assert!(s.failing >= 6);
 }
+
+#[tokio::test]
+async fn sample_events_drive_the_handler() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../events");
+    let mut seen = 0;
+    for e in std::fs::read_dir(dir).unwrap() {
+        let path = e.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        if !(name.starts_with("config-auditor-") && name.ends_with(".json")) {
+            continue;
+        }
+        let ev: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        let p = ports();
+        let s = handle(&cfg(), &p, ev.clone()).await.unwrap();
+        assert_eq!(s.account_id, ev["account"].as_str().unwrap(), "{name}");
+        assert_eq!(s.audit_time, ev["time"].as_str().unwrap(), "{name}");
+        assert!(s.error.is_none() && s.results > 0, "{name}: {s:?}");
+        seen += 1;
+    }
+    assert!(seen >= 1, "no events/config-auditor-*.json sample");
+}
+
+#[tokio::test]
+async fn all_digests_deleted_is_caught_by_the_delivery_time() {
+    let (mut p, _logs, _key) = chain_ports();
+    p.digests = MemDigestSource::new();
+    handle(&cfg(), &p, event(NOW)).await.unwrap();
+    let summary = p
+        .state
+        .all()
+        .into_iter()
+        .find(|x| x.check_id == "tw-audit-digest-chain" && x.resource == ARN)
+        .unwrap();
+    assert_eq!(summary.status, CheckStatus::Fail);
+    assert!(
+        summary.detail.contains("no digest file"),
+        "{}",
+        summary.detail
+    );
+}
