@@ -200,6 +200,10 @@ pub struct RecordReader<R> {
     saw_anything: bool,
 }
 
+/// Initial capacity of a record buffer: most CloudTrail records fit, so the scanner rarely
+/// grows it.
+const RECORD_BUF: usize = 4 * 1024;
+
 /// Open a reader over raw object bytes: gzip (all members) when the data starts with the
 /// gzip magic, plain JSON text otherwise.
 ///
@@ -238,7 +242,7 @@ impl<R: BufRead> RecordReader<R> {
             opts,
             mode: Mode::Top,
             pending: VecDeque::new(),
-            buf: Vec::with_capacity(16 * 1024),
+            buf: Vec::with_capacity(RECORD_BUF),
             index: 0,
             counts: Counts::default(),
             saw_anything: false,
@@ -281,7 +285,10 @@ impl<R: BufRead> RecordReader<R> {
     /// Turn the record-shaped element in `self.buf` into items.
     fn element_items(&mut self, at: Position, lookup: bool) {
         self.index += 1;
-        let text = match std::str::from_utf8(&self.buf) {
+        // the buffer becomes the record's text: one copy (stream → buffer), not two
+        let next = Vec::with_capacity(RECORD_BUF);
+        let bytes = std::mem::replace(&mut self.buf, next);
+        let text = match String::from_utf8(bytes) {
             Ok(t) => t,
             Err(_) => {
                 self.reject(at, RejectReason::Utf8);
@@ -290,7 +297,7 @@ impl<R: BufRead> RecordReader<R> {
         };
         if lookup {
             // lookup-events entries carry the record as a JSON string in CloudTrailEvent
-            match serde_json::from_str::<Value>(text) {
+            match serde_json::from_str::<Value>(&text) {
                 Ok(v) => match v.get("CloudTrailEvent").and_then(Value::as_str) {
                     Some(inner) => self.record_from_text(inner.to_owned(), at),
                     None => self.push_value(v, at),
@@ -299,16 +306,7 @@ impl<R: BufRead> RecordReader<R> {
             }
             return;
         }
-        // the common case: a plain record; only peek for envelopes when the text says so
-        if text.contains("\"detail-type\"") || text.contains("\"CloudTrailEvent\"") {
-            match serde_json::from_str::<Value>(text) {
-                Ok(v) => self.push_value(v, at),
-                Err(e) => self.reject(at, RejectReason::Invalid(RecordError::Json(e))),
-            }
-        } else {
-            let owned = text.to_owned();
-            self.record_from_scanned(owned, at);
-        }
+        self.record_from_scanned(text, at);
     }
 
     fn record_from_text(&mut self, text: String, at: Position) {
@@ -350,6 +348,14 @@ impl<R: BufRead> RecordReader<R> {
             return;
         }
         match Record::from_json_checked(text.into()) {
+            // an EventBridge envelope or a lookup-events entry, told by its top-level keys
+            // (free: the record's fields are indexed anyway)
+            Ok(r) if r.has_field("detail-type") || r.has_field("CloudTrailEvent") => {
+                match serde_json::from_str::<Value>(r.as_json()) {
+                    Ok(v) => self.push_value(v, at),
+                    Err(e) => self.reject(at, RejectReason::Invalid(RecordError::Json(e))),
+                }
+            }
             Ok(r) => self.push_record(r, at),
             Err(e) => self.reject(at, RejectReason::Invalid(e)),
         }

@@ -47,6 +47,66 @@ fn is_ws(b: u8) -> bool {
     matches!(b, b' ' | b'\n' | b'\r' | b'\t')
 }
 
+/// Walk `buf` from inside a container or string: returns the offset just past the value's
+/// end (if it ends in `buf`), the depth and the deepest depth so far. String bodies are
+/// skipped with `memchr2` (most of a CloudTrail record's bytes are inside strings), so the
+/// byte-at-a-time state machine only sees keys' quotes and punctuation.
+fn scan_structure(
+    buf: &[u8],
+    in_str: &mut bool,
+    escaped: &mut bool,
+    mut depth: usize,
+    mut max: usize,
+) -> (Option<usize>, usize, usize) {
+    let mut i = 0;
+    while let Some(rest) = buf.get(i..).filter(|r| !r.is_empty()) {
+        if *in_str {
+            if *escaped {
+                *escaped = false;
+                i += 1;
+                continue;
+            }
+            match memchr::memchr2(b'"', b'\\', rest) {
+                None => return (None, depth, max),
+                Some(j) => {
+                    i += j + 1;
+                    if rest.get(j) == Some(&b'\\') {
+                        *escaped = true;
+                    } else {
+                        *in_str = false;
+                        if depth == 0 {
+                            return (Some(i), depth, max);
+                        }
+                    }
+                }
+            }
+            continue;
+        }
+        // outside strings: find the next structural byte
+        for &b in rest {
+            i += 1;
+            match b {
+                b'"' => {
+                    *in_str = true;
+                    break;
+                }
+                b'{' | b'[' => {
+                    depth += 1;
+                    max = max.max(depth);
+                }
+                b'}' | b']' => {
+                    depth = depth.saturating_sub(1);
+                    if depth == 0 {
+                        return (Some(i), depth, max);
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    (None, depth, max)
+}
+
 impl<R: BufRead> Scanner<R> {
     /// Wrap a buffered reader.
     pub fn new(inner: R) -> Self {
@@ -153,48 +213,23 @@ impl<R: BufRead> Scanner<R> {
                     Err(ScanError::Truncated)
                 };
             }
-            let mut end = None;
-            for (i, &b) in buf.iter().enumerate() {
-                if scalar {
+            let end = if scalar {
+                let mut end = None;
+                for (i, &b) in buf.iter().enumerate() {
                     if started && (is_ws(b) || matches!(b, b',' | b']' | b'}')) {
                         end = Some(i);
                         break;
                     }
                     started = true;
-                    continue;
                 }
-                if in_str {
-                    if escaped {
-                        escaped = false;
-                    } else if b == b'\\' {
-                        escaped = true;
-                    } else if b == b'"' {
-                        in_str = false;
-                        if depth == 0 {
-                            end = Some(i + 1);
-                            break;
-                        }
-                    }
-                    continue;
-                }
-                match b {
-                    b'"' => in_str = true,
-                    b'{' | b'[' => {
-                        depth += 1;
-                        if depth > self.max_depth {
-                            self.max_depth = depth;
-                        }
-                    }
-                    b'}' | b']' => {
-                        depth = depth.saturating_sub(1);
-                        if depth == 0 {
-                            end = Some(i + 1);
-                            break;
-                        }
-                    }
-                    _ => {}
-                }
-            }
+                end
+            } else {
+                let (end, d, max) =
+                    scan_structure(buf, &mut in_str, &mut escaped, depth, self.max_depth);
+                depth = d;
+                self.max_depth = max;
+                end
+            };
             let take = end.unwrap_or(buf.len());
             total += take as u64;
             if copying {

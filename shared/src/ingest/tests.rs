@@ -87,7 +87,7 @@ fn truncated_gzip_keeps_records_before_the_cut() {
 #[test]
 fn truncated_json_mid_record() {
     let text = log_file(3);
-    let cut = text[..text.len() - 40].as_bytes().to_vec();
+    let cut = text.as_bytes()[..text.len() - 40].to_vec();
     let (ids, _, _, err) = read_all(cut);
     assert_eq!(ids, ["id-0", "id-1"]);
     let Some(StreamError::Truncated { at }) = err else {

@@ -59,10 +59,47 @@ pub fn max_depth(text: &[u8]) -> usize {
     max
 }
 
+/// A field of an object: its key and its value's node.
 struct TopField {
-    key: Box<str>,
+    key: Key,
+    node: Node,
+}
+
+/// A value inside the record's text, materialised only on demand: `parsed` holds its
+/// `serde_json::Value` once a rule needs the value itself, `children` the index of its
+/// fields once a rule walks into it (`userIdentity.type` indexes `userIdentity` and parses
+/// only `type`, never the rest of the object).
+struct Node {
     value: Range<usize>,
     parsed: OnceLock<Value>,
+    children: OnceLock<Vec<TopField>>,
+}
+
+impl Node {
+    fn new(value: Range<usize>) -> Self {
+        Node {
+            value,
+            parsed: OnceLock::new(),
+            children: OnceLock::new(),
+        }
+    }
+}
+
+/// A top-level key: where it sits in the text (no allocation: the common case), or its
+/// unescaped text when it holds escapes.
+enum Key {
+    At(Range<usize>),
+    Owned(Box<str>),
+}
+
+/// A 128-bit membership filter over key texts: the duplicate-key check (JSON allows
+/// duplicates; the last one wins) runs a linear search only when two keys share a bit.
+fn key_bit(key: &str) -> u128 {
+    let mut h: u32 = 0x811c_9dc5;
+    for &b in key.as_bytes() {
+        h = (h ^ u32::from(b)).wrapping_mul(0x0100_0193);
+    }
+    1u128 << (h % 128)
 }
 
 /// One CloudTrail record (an element of a log file's `Records`, or an EventBridge `detail`).
@@ -81,8 +118,11 @@ impl fmt::Debug for Record {
     }
 }
 
-/// Collects the top-level `(key, raw value)` pairs of an object without parsing values.
-struct TopLevel<'a>(Vec<(KeyText<'a>, &'a RawValue)>);
+/// Collects the top-level fields of an object (key and value ranges) without parsing values.
+struct TopLevel<'a> {
+    raw: &'a str,
+    out: &'a mut Vec<TopField>,
+}
 
 enum KeyText<'a> {
     Borrowed(&'a str),
@@ -111,23 +151,61 @@ impl<'de> de::Deserialize<'de> for KeyText<'de> {
     }
 }
 
-impl<'de> de::Deserialize<'de> for TopLevel<'de> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = TopLevel<'de>;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a JSON object")
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-                let mut out = Vec::with_capacity(24);
-                while let Some((k, v)) = map.next_entry::<KeyText<'de>, &'de RawValue>()? {
-                    out.push((k, v));
+impl<'de> de::DeserializeSeed<'de> for TopLevel<'_> {
+    type Value = ();
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for TopLevel<'_> {
+    type Value = ();
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON object")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let base = self.raw.as_ptr() as usize;
+        let mut seen: u128 = 0;
+        while let Some(k) = map.next_key::<KeyText<'de>>()? {
+            let v: &'de RawValue = map.next_value()?;
+            let text = v.get();
+            let start = (text.as_ptr() as usize).wrapping_sub(base);
+            let (key, key_text): (Key, &str) = match &k {
+                KeyText::Borrowed(s) => {
+                    let at = (s.as_ptr() as usize).wrapping_sub(base);
+                    (Key::At(at..at + s.len()), s)
                 }
-                Ok(TopLevel(out))
+                KeyText::Owned(s) => (Key::Owned(s.as_str().into()), s.as_str()),
+            };
+            let bit = key_bit(key_text);
+            if seen & bit != 0 {
+                // JSON allows duplicate keys; like serde_json's maps, the last one wins
+                if let Some(i) = self.out.iter().position(|f| f.key_in(self.raw) == key_text) {
+                    self.out.remove(i);
+                }
             }
+            seen |= bit;
+            self.out.push(TopField {
+                key,
+                node: Node::new(start..start + text.len()),
+            });
         }
-        d.deserialize_map(V)
+        Ok(())
+    }
+}
+
+/// The field named `key` (the last one wins on duplicates: they were removed at indexing).
+fn find<'s>(fields: &'s [TopField], raw: &'s str, key: &str) -> Option<&'s TopField> {
+    fields.iter().find(|f| f.key_in(raw) == key)
+}
+
+impl TopField {
+    /// The key's text; `raw` is the record text the field was indexed from.
+    fn key_in<'s>(&'s self, raw: &'s str) -> &'s str {
+        match &self.key {
+            Key::At(r) => raw.get(r.clone()).unwrap_or_default(),
+            Key::Owned(k) => k,
+        }
     }
 }
 
@@ -164,26 +242,16 @@ impl Record {
             serde_json::from_str::<de::IgnoredAny>(&raw)?;
             return Err(RecordError::NotAnObject(kind_of(first)));
         }
-        let base = raw.as_ptr() as usize;
-        let top: TopLevel<'_> = serde_json::from_str(&raw)?;
-        let mut fields = Vec::with_capacity(top.0.len());
-        for (k, v) in top.0 {
-            let text = v.get();
-            let start = text.as_ptr() as usize - base;
-            let key: Box<str> = match k {
-                KeyText::Borrowed(s) => s.into(),
-                KeyText::Owned(s) => s.into(),
-            };
-            // JSON allows duplicate keys; like serde_json's maps, the last one wins
-            if let Some(i) = fields.iter().position(|f: &TopField| f.key == key) {
-                fields.remove(i);
-            }
-            fields.push(TopField {
-                key,
-                value: start..start + text.len(),
-                parsed: OnceLock::new(),
-            });
-        }
+        let mut fields = Vec::with_capacity(24);
+        let mut de = serde_json::Deserializer::from_str(&raw);
+        de::DeserializeSeed::deserialize(
+            TopLevel {
+                raw: &raw,
+                out: &mut fields,
+            },
+            &mut de,
+        )?;
+        de.end()?;
         Ok(Record { raw, fields })
     }
 
@@ -215,48 +283,104 @@ impl Record {
     }
 
     fn field(&self, key: &str) -> Option<&TopField> {
-        self.fields.iter().find(|f| &*f.key == key)
+        find(&self.fields, &self.raw, key)
     }
 
-    fn raw_of(&self, f: &TopField) -> &str {
-        self.raw.get(f.value.clone()).unwrap_or("null")
+    fn text_of(&self, n: &Node) -> &str {
+        self.raw.get(n.value.clone()).unwrap_or("null")
     }
 
-    /// The parsed value of a top-level field (parsed on first use, then cached).
-    pub fn get(&self, key: &str) -> Option<&Value> {
-        let f = self.field(key)?;
-        Some(f.parsed.get_or_init(|| {
+    fn value_of<'s>(&'s self, n: &'s Node) -> &'s Value {
+        n.parsed.get_or_init(|| {
             // the range was produced by serde_json from this very text, so it re-parses;
             // a failure here would be a serde_json bug, and Null is the safe reading
-            serde_json::from_str(self.raw_of(f)).unwrap_or(Value::Null)
-        }))
+            serde_json::from_str(self.text_of(n)).unwrap_or(Value::Null)
+        })
     }
 
-    /// A top-level string field, borrowed from the text when it holds no escapes.
-    pub fn str_field(&self, key: &str) -> Option<&str> {
-        let f = self.field(key)?;
-        let text = self.raw_of(f);
+    /// The fields of an object node (empty for other values), indexed on first use.
+    fn children_of<'s>(&'s self, n: &'s Node) -> &'s [TopField] {
+        n.children.get_or_init(|| {
+            let text = self.text_of(n);
+            let mut out = Vec::new();
+            if text.starts_with('{') {
+                let mut de = serde_json::Deserializer::from_str(text);
+                let seed = TopLevel {
+                    raw: &self.raw,
+                    out: &mut out,
+                };
+                // the text was validated with the record; on a (theoretical) failure the
+                // object reads as empty
+                if de::DeserializeSeed::deserialize(seed, &mut de).is_err() {
+                    out.clear();
+                }
+            }
+            out
+        })
+    }
+
+    /// A string node borrowed from the text when it holds no escapes.
+    fn str_of<'s>(&'s self, n: &'s Node) -> Option<&'s str> {
+        let text = self.text_of(n);
         if let Some(inner) = text.strip_prefix('"').and_then(|t| t.strip_suffix('"')) {
             if !inner.contains('\\') {
                 return Some(inner);
             }
         }
-        self.get(key)?.as_str()
+        self.value_of(n).as_str()
+    }
+
+    /// The node at a dotted path of object fields (no arrays on the way).
+    fn node_at<'s>(&'s self, path: &str) -> Option<&'s Node> {
+        let mut parts = path.split('.');
+        let mut cur = &self.field(parts.next()?)?.node;
+        for p in parts {
+            cur = &find(self.children_of(cur), &self.raw, p)?.node;
+        }
+        Some(cur)
+    }
+
+    /// Push the values at `path` below `n` (Sigma semantics: lists flatten).
+    fn push_values<'s>(&'s self, n: &'s Node, path: &[Box<str>], out: &mut Vec<&'s Value>) {
+        let Some((head, rest)) = path.split_first() else {
+            walk(self.value_of(n), &[], out);
+            return;
+        };
+        match self.text_of(n).as_bytes().first() {
+            Some(b'{') => {
+                if let Some(f) = find(self.children_of(n), &self.raw, head) {
+                    self.push_values(&f.node, rest, out);
+                }
+            }
+            // lists along the path: walk the parsed value
+            Some(b'[') => walk(self.value_of(n), path, out),
+            _ => {}
+        }
+    }
+
+    /// The parsed value of a top-level field (parsed on first use, then cached).
+    pub fn get(&self, key: &str) -> Option<&Value> {
+        Some(self.value_of(&self.field(key)?.node))
+    }
+
+    /// A top-level string field, borrowed from the text when it holds no escapes.
+    pub fn str_field(&self, key: &str) -> Option<&str> {
+        self.str_of(&self.field(key)?.node)
     }
 
     /// A string at a dotted path (first value found), e.g. `userIdentity.arn`.
     pub fn str_at(&self, path: &str) -> Option<&str> {
-        let mut parts = path.split('.');
-        let mut cur = self.get(parts.next()?)?;
-        for p in parts {
-            cur = cur.get(p)?;
-        }
-        cur.as_str()
+        self.str_of(self.node_at(path)?)
+    }
+
+    /// Whether the record has a top-level field `key` (of any value, `null` included).
+    pub fn has_field(&self, key: &str) -> bool {
+        self.field(key).is_some()
     }
 
     /// Names of the top-level fields, in document order.
     pub fn keys(&self) -> impl Iterator<Item = &str> {
-        self.fields.iter().map(|f| &*f.key)
+        self.fields.iter().map(|f| f.key_in(&self.raw))
     }
 
     /// `eventID`, when present and non-empty.
@@ -368,8 +492,8 @@ impl Event for Record {
         let Some((head, rest)) = path.split_first() else {
             return;
         };
-        if let Some(v) = self.get(head) {
-            walk(v, rest, out);
+        if let Some(f) = self.field(head) {
+            self.push_values(&f.node, rest, out);
         }
     }
 
