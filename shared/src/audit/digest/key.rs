@@ -4,6 +4,7 @@
 //! Pure string parsing, no I/O. A key that does not follow the digest layout exactly is not
 //! a digest (the validator ignores it); nothing here fails on arbitrary input.
 
+use std::collections::BTreeSet;
 use std::fmt;
 
 use time::{macros::format_description, OffsetDateTime, PrimitiveDateTime};
@@ -203,6 +204,19 @@ impl DigestKey {
     }
 }
 
+/// The delivery regions of `trail`'s digests among `keys`: each region signs with its own
+/// key, so these are the regions whose public keys (`ListPublicKeys`) are needed.
+pub fn trail_digest_regions<'a>(
+    keys: impl IntoIterator<Item = &'a str>,
+    trail: &TrailArn,
+) -> BTreeSet<String> {
+    keys.into_iter()
+        .filter_map(DigestKey::parse)
+        .filter(|d| d.is_of_trail(trail))
+        .map(|d| d.chain.region)
+        .collect()
+}
+
 /// `YYYYMMDDTHHMMSSZ` (UTC).
 fn parse_key_time(s: &str) -> Option<OffsetDateTime> {
     let fmt = format_description!("[year][month][day]T[hour][minute][second]Z");
@@ -270,6 +284,22 @@ mod tests {
             k.chain.to_string(),
             "audit/cloudtrail/o-a1b2c3d4e5/444455556666/us-east-1 (backfill)"
         );
+    }
+
+    #[test]
+    fn regions_of_the_trails_digests() {
+        let trail =
+            TrailArn::parse("arn:aws:cloudtrail:us-east-1:111122223333:trail/management-trail")
+                .unwrap();
+        let keys = [
+            "AWSLogs/111122223333/CloudTrail-Digest/eu-west-1/2025/03/01/111122223333_CloudTrail-Digest_eu-west-1_management-trail_us-east-1_20250301T010742Z.json.gz",
+            "p/AWSLogs/111122223333/CloudTrail-Digest/us-east-1/2025/03/01/111122223333_CloudTrail-Digest_us-east-1_management-trail_us-east-1_20250301T010517Z_backfill.json.gz",
+            // same name, other home region: another trail
+            "AWSLogs/111122223333/CloudTrail-Digest/ap-south-1/2025/03/01/111122223333_CloudTrail-Digest_ap-south-1_management-trail_eu-west-1_20250301T010517Z.json.gz",
+            "AWSLogs/111122223333/CloudTrail/sa-east-1/2025/03/01/111122223333_CloudTrail_sa-east-1_20250301T0009Z_6PnvXWLAtTxK9NFf.json.gz",
+        ];
+        let regions: Vec<String> = trail_digest_regions(keys, &trail).into_iter().collect();
+        assert_eq!(regions, ["eu-west-1", "us-east-1"]);
     }
 
     #[test]

@@ -23,7 +23,7 @@ use std::num::NonZeroUsize;
 use serde::Serialize;
 use time::OffsetDateTime;
 
-pub use key::{ChainId, DigestKey, DigestKind, TrailArn, TrailArnError};
+pub use key::{trail_digest_regions, ChainId, DigestKey, DigestKind, TrailArn, TrailArnError};
 pub use public_keys::{PublicKey, PublicKeySet, PublicKeysError};
 pub use source::{DigestMetadata, DigestSource, LocalDigestSource, MemDigestSource, SourceError};
 pub use validate::validate;
