@@ -6,6 +6,10 @@
 //!   EventBridge envelopes; parsed once, tolerant of every shape real logs have.
 //! - [`ingest`]: streaming gunzip + record scanner over any `Read`; memory stays flat.
 //! - [`detect`]: the Sigma rule engine and the bundled rule pack.
+//! - [`correlate`]: stateful detections (Sigma correlations: bursts, sequences, ratios) over
+//!   state behind the `ports::state::CorrelationState` port.
+//! - [`suppress`]: the allow-list (suppressed findings are stored, never alerted) and alert
+//!   grouping of repeated findings across invocations.
 //! - [`findings`]: [`findings::Finding`], [`findings::Severity`], deterministic finding ids.
 //! - [`audit`]: trail/bucket best-practice checks and digest-chain validation.
 //! - [`ports`]: one trait per AWS service (`FindingStore`, `Notifier`, `ObjectSource`, ...),
@@ -20,6 +24,7 @@
 
 pub mod audit;
 pub mod config;
+pub mod correlate;
 pub mod detect;
 pub mod findings;
 pub mod handler;
@@ -29,5 +34,6 @@ pub mod model;
 pub mod pipeline;
 pub mod ports;
 pub mod remediate;
+pub mod suppress;
 
 pub use config::Config;

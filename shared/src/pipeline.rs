@@ -56,13 +56,23 @@ impl<'r> Evaluator<'r> {
     }
 
     /// Append the findings of `record` to `out`; returns how many were added.
+    ///
+    /// Rules that only feed correlations (Sigma `generate: false`, the default) match but
+    /// produce no finding of their own; [`Evaluator::matched`] still lists them so the
+    /// caller can hand them to [`crate::correlate::Correlator::observe`].
     pub fn evaluate(&mut self, record: &Record, source: &str, out: &mut Vec<Finding>) -> usize {
         self.scratch.clear();
         self.rules.matches(record, &mut self.scratch);
-        for rule in &self.scratch {
+        let before = out.len();
+        for rule in self.scratch.iter().filter(|r| !r.correlation_only) {
             out.push(finding_from(rule, record, source));
         }
-        self.scratch.len()
+        out.len() - before
+    }
+
+    /// Every rule the last evaluated record matched, building blocks included.
+    pub fn matched(&self) -> &[&'r Rule] {
+        &self.scratch
     }
 }
 
@@ -100,10 +110,22 @@ const KEEP_REJECTIONS: usize = 20;
 
 /// Read every record of `reader`, evaluate it, and hand each finding to `on_finding`.
 pub fn scan<R: BufRead>(
+    reader: RecordReader<R>,
+    rules: &RuleSet,
+    source: &str,
+    on_finding: impl FnMut(Finding),
+) -> ScanReport {
+    scan_observed(reader, rules, source, on_finding, |_, _| {})
+}
+
+/// [`scan`], also handing every record and the rules it matched (building blocks
+/// included) to `on_match`, e.g. [`crate::correlate::Correlator::observe`].
+pub fn scan_observed<R: BufRead>(
     mut reader: RecordReader<R>,
     rules: &RuleSet,
     source: &str,
     mut on_finding: impl FnMut(Finding),
+    mut on_match: impl FnMut(&Record, &[&Rule]),
 ) -> ScanReport {
     let mut report = ScanReport::default();
     let mut eval = Evaluator::new(rules);
@@ -115,6 +137,9 @@ pub fn scan<R: BufRead>(
                 report.records_evaluated += 1;
                 batch.clear();
                 report.findings += eval.evaluate(&record, source, &mut batch) as u64;
+                if !eval.matched().is_empty() {
+                    on_match(&record, eval.matched());
+                }
                 for f in batch.drain(..) {
                     on_finding(f);
                 }

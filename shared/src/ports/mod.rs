@@ -11,7 +11,9 @@
 //! adapters translate SDK errors into the errors below, each knowing if it is retryable.
 
 pub mod memory;
+pub mod memory_state;
 pub mod remediate;
+pub mod state;
 pub mod trail;
 
 #[cfg(feature = "aws")]

@@ -1,0 +1,665 @@
+//! Stateful detections: Sigma correlation rules (`event_count`, `value_count`, `temporal`,
+//! `temporal_ordered`, and our `trailwatch.ratio` extension parsed by the engine) evaluated over state kept
+//! behind the [`CorrelationState`] port (DynamoDB in Lambda, memory in the CLI).
+//!
+//! Owns: which base-rule matches feed which correlation, the state layout, the window
+//! semantics and the correlation finding. It does not match rules (the pipeline does and
+//! hands over the matched rules) and does not store or alert findings (delivery does).
+//!
+//! Windows (see `docs/correlations.md`): observations are stored in fixed buckets of one
+//! timespan, keyed `pk = STATE#<correlation id>#<group hash>`, `sk = <bucket start>`. Each
+//! member carries its event time, so after an update the bucket and its two neighbours give
+//! every observation that can share a window with the new ones, and [`window`] looks for
+//! the earliest sliding window in which the condition holds. The verdict is a function of
+//! the set of observations: arrival order and duplicates do not change it (a redelivered
+//! event is the same set member). When a window qualifies, the group claims an *episode*
+//! (`sk = EPISODE`, see [`CorrelationState::claim`]); the finding id derives from
+//! (correlation, group, episode start), so every invocation that sees the same burst
+//! produces the same finding and the findings table stores and alerts it once. Ratio rules
+//! use one bucket per timespan (24 h in the pack: UTC days) and no neighbours.
+//!
+//! Bounds: a bucket's set refuses members once it holds the firing threshold plus a margin
+//! (a bucket is shorter than a window, so by then the condition has held); `value_count`
+//! times are rounded to 1/8 and temporal times to 1/16 of the timespan so one repeated
+//! value or step cannot fill a bucket; ratio buckets stop at [`RATIO_CAP`] events.
+
+pub mod window;
+
+use crate::detect::{CorrelationRule, CorrelationType, Event, Rule, RuleSet};
+use crate::findings::{finding_id, Finding};
+use crate::model::Record;
+use crate::ports::state::{CorrelationState, Episode, StateItem, StateKey, StateUpdate};
+use crate::ports::PortError;
+use futures::stream::{self, StreamExt, TryStreamExt};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+/// Members sent in one state update (keeps each `UpdateItem` small).
+pub const MEMBERS_PER_UPDATE: usize = 100;
+/// Extra members a bucket accepts beyond the firing threshold.
+pub const CAP_MARGIN: usize = 16;
+/// Most events a ratio bucket counts (the verdict covers the first this many).
+pub const RATIO_CAP: usize = 2000;
+/// State updates in flight during one flush.
+pub const MAX_IN_FLIGHT: usize = 8;
+/// How long state outlives its window (late deliveries, retries).
+pub const STATE_GRACE_SECS: i64 = 2 * 86_400;
+/// Longest value kept for `value_count` (bytes, cut at a character boundary).
+pub const MAX_VALUE_BYTES: usize = 256;
+
+/// A correlation's state could not be read or written.
+#[derive(Debug, thiserror::Error)]
+pub enum CorrelateError {
+    /// A state call failed.
+    #[error("correlation state of {correlation}")]
+    State {
+        /// The correlation rule.
+        correlation: String,
+        /// What the port said.
+        #[source]
+        source: PortError,
+    },
+}
+
+impl CorrelateError {
+    /// Whether retrying the invocation may succeed (throttling, 5xx, timeouts).
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            CorrelateError::State { source, .. } => source.is_retryable(),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+enum Shape {
+    Count,
+    Values,
+    Temporal {
+        ordered: bool,
+    },
+    Ratio {
+        numerator: Vec<bool>,
+        min_percent: u64,
+        min_total: u64,
+    },
+}
+
+type Path = Vec<Box<str>>;
+
+#[derive(Debug, Clone)]
+struct Plan {
+    rule: CorrelationRule,
+    shape: Shape,
+    /// Per step: the group-by paths (aliases resolved).
+    group_paths: Vec<Vec<Path>>,
+    /// Per step: the counted field (`value_count`).
+    value_paths: Vec<Option<Path>>,
+    threshold: u64,
+    span: i64,
+    cap: usize,
+}
+
+fn split(path: &str) -> Path {
+    path.split('.').map(Box::from).collect()
+}
+
+/// The correlation rules of a rule set, prepared for streaming evaluation.
+#[derive(Debug, Default, Clone)]
+pub struct Correlator {
+    plans: Vec<Plan>,
+    /// Base rule id -> (plan, step) it feeds.
+    by_rule: HashMap<String, Vec<(usize, usize)>>,
+    warnings: Vec<String>,
+}
+
+impl Correlator {
+    /// Prepare every correlation of `rules`. Correlations this evaluator cannot run
+    /// (a condition with only an upper bound, a reference to another correlation) are left
+    /// out and explained in [`Correlator::warnings`].
+    pub fn new(rules: &RuleSet) -> Correlator {
+        let mut c = Correlator::default();
+        for corr in rules.correlations() {
+            match plan(corr, rules) {
+                Ok(p) => {
+                    let idx = c.plans.len();
+                    for (step, id) in p.rule.rules.iter().enumerate() {
+                        c.by_rule.entry(id.clone()).or_default().push((idx, step));
+                    }
+                    c.plans.push(p);
+                }
+                Err(why) => c
+                    .warnings
+                    .push(format!("{} ({}:{}): {why}", corr.id, corr.file, corr.line)),
+            }
+        }
+        c
+    }
+
+    /// Why some correlations are not evaluated.
+    pub fn warnings(&self) -> &[String] {
+        &self.warnings
+    }
+
+    /// Ids of the correlations evaluated.
+    pub fn correlation_ids(&self) -> impl Iterator<Item = &str> {
+        self.plans.iter().map(|p| p.rule.id.as_str())
+    }
+
+    /// Whether no correlation is evaluated (callers can skip the state entirely).
+    pub fn is_empty(&self) -> bool {
+        self.plans.is_empty()
+    }
+
+    /// Note what `record` contributes, given the rules it matched (all of them, including
+    /// correlation-only building blocks). CPU only; [`Correlator::flush`] writes the state.
+    pub fn observe(&self, batch: &mut Batch, record: &Record, matched: &[&Rule], source: &str) {
+        if self.plans.is_empty() || matched.is_empty() {
+            return;
+        }
+        let Some(time) = record.event_time().map(|t| t.unix_timestamp()) else {
+            return;
+        };
+        let event_id = record.event_id_or_digest();
+        let short = short_hash(&event_id, 12);
+        let mut vals = Vec::new();
+        for rule in matched {
+            let Some(feeds) = self.by_rule.get(&rule.id) else {
+                continue;
+            };
+            for &(pi, step) in feeds {
+                let Some(p) = self.plans.get(pi) else {
+                    continue;
+                };
+                let Some(group) = group_key(p, step, record, &mut vals) else {
+                    continue;
+                };
+                let bucket = time.div_euclid(p.span) * p.span;
+                let mut members: Vec<(&'static str, String)> = Vec::new();
+                let temporal_set;
+                match &p.shape {
+                    Shape::Count => members.push(("e", format!("{time}|{short}"))),
+                    Shape::Values => {
+                        let Some(path) = p.value_paths.get(step).and_then(Option::as_ref) else {
+                            continue;
+                        };
+                        let slot = round_down(time, p.span / 8);
+                        vals.clear();
+                        record.values_at(path, &mut vals);
+                        for v in &vals {
+                            if let Some(text) = scalar(v) {
+                                members.push(("v", format!("{slot}|{}", cut(&text))));
+                            }
+                        }
+                    }
+                    Shape::Temporal { .. } => {
+                        temporal_set = format!("s{step}");
+                        let slot = round_down(time, p.span / 16);
+                        let pending = batch.entry(pi, &group, bucket);
+                        pending
+                            .members
+                            .entry(temporal_set)
+                            .or_default()
+                            .insert(slot.to_string());
+                        pending.context.offer(record, time, source);
+                        continue;
+                    }
+                    Shape::Ratio { numerator, .. } => {
+                        if numerator.get(step).copied().unwrap_or(false) {
+                            members.push(("n", short.clone()));
+                        }
+                        members.push(("d", short.clone()));
+                    }
+                }
+                if members.is_empty() {
+                    continue;
+                }
+                let pending = batch.entry(pi, &group, bucket);
+                for (set, m) in members {
+                    pending.members.entry(set.to_owned()).or_default().insert(m);
+                }
+                pending.context.offer(record, time, source);
+            }
+        }
+    }
+
+    /// Write the batch to `state` and return the correlation findings whose condition holds
+    /// (deterministic ids: the same burst always yields the same finding).
+    ///
+    /// # Errors
+    /// [`CorrelateError::State`] when a state call fails; the whole batch can be flushed
+    /// again (updates are idempotent).
+    pub async fn flush<S: CorrelationState>(
+        &self,
+        state: &S,
+        batch: Batch,
+    ) -> Result<Vec<Finding>, CorrelateError> {
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        let results: Vec<Option<Finding>> = stream::iter(batch.pending.into_iter())
+            .map(|((pi, group, bucket), pending)| async move {
+                let Some(p) = self.plans.get(pi) else {
+                    return Ok(None);
+                };
+                self.flush_one(state, p, &group, bucket, pending, now)
+                    .await
+                    .map_err(|source| CorrelateError::State {
+                        correlation: p.rule.id.clone(),
+                        source,
+                    })
+            })
+            .buffer_unordered(MAX_IN_FLIGHT)
+            .try_collect()
+            .await?;
+        let mut out: Vec<Finding> = results.into_iter().flatten().collect();
+        out.sort_by(|a, b| a.id.cmp(&b.id));
+        out.dedup_by(|a, b| a.id == b.id);
+        Ok(out)
+    }
+
+    async fn flush_one<S: CorrelationState>(
+        &self,
+        state: &S,
+        p: &Plan,
+        group: &str,
+        bucket: i64,
+        pending: Pending,
+        now: i64,
+    ) -> Result<Option<Finding>, PortError> {
+        let gh = short_hash(group, 16);
+        let pk = format!("STATE#{}#{gh}", p.rule.id);
+        let key = |b: i64| StateKey {
+            pk: pk.clone(),
+            sk: b.to_string(),
+        };
+        let expires_at = now.max(bucket) + 2 * p.span + STATE_GRACE_SECS;
+        let mut flat: Vec<(String, String)> = Vec::new();
+        for (set, members) in pending.members {
+            flat.extend(members.into_iter().map(|m| (set.clone(), m)));
+        }
+        let mut item = StateItem::default();
+        for chunk in flat.chunks(MEMBERS_PER_UPDATE) {
+            let mut add: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+            for (set, m) in chunk {
+                add.entry(set.clone()).or_default().insert(m.clone());
+            }
+            let update = StateUpdate {
+                key: key(bucket),
+                add,
+                set_if_absent: BTreeMap::from([
+                    ("correlation".to_owned(), p.rule.id.clone()),
+                    ("group".to_owned(), cut(group).into_owned()),
+                    ("bucket".to_owned(), bucket.to_string()),
+                ]),
+                set: BTreeMap::new(),
+                cap: p.cap,
+                expires_at,
+            };
+            item = state.add(&update).await?;
+            if item.full {
+                tracing::debug!(correlation = %p.rule.id, bucket, "correlation bucket full");
+                break;
+            }
+        }
+        let mut items = vec![item];
+        if !matches!(p.shape, Shape::Ratio { .. }) {
+            for b in [bucket - p.span, bucket + p.span] {
+                if let Some(i) = state.get(&key(b)).await? {
+                    items.push(i);
+                }
+            }
+        }
+        let Some((start, summary)) = evaluate(p, &items) else {
+            return Ok(None);
+        };
+        let wanted = Episode {
+            start,
+            end: start.saturating_add(p.span),
+        };
+        let episode_key = StateKey {
+            pk,
+            sk: "EPISODE".into(),
+        };
+        let episode = state.claim(&episode_key, wanted, expires_at).await?;
+        Ok(Some(pending.context.finding(p, group, episode, &summary)))
+    }
+}
+
+/// Observations of one invocation waiting to be written, grouped by (correlation, group,
+/// bucket) so a file with a thousand matching records costs one update per group.
+#[derive(Debug, Default)]
+pub struct Batch {
+    pending: BTreeMap<(usize, String, i64), Pending>,
+}
+
+impl Batch {
+    /// Whether nothing was observed.
+    pub fn is_empty(&self) -> bool {
+        self.pending.is_empty()
+    }
+
+    /// How many state items the flush will update.
+    pub fn len(&self) -> usize {
+        self.pending.len()
+    }
+
+    fn entry(&mut self, plan: usize, group: &str, bucket: i64) -> &mut Pending {
+        self.pending
+            .entry((plan, group.to_owned(), bucket))
+            .or_default()
+    }
+}
+
+#[derive(Debug, Default)]
+struct Pending {
+    members: BTreeMap<String, BTreeSet<String>>,
+    context: Context,
+}
+
+/// The latest observation of a group: what the correlation finding shows.
+#[derive(Debug, Default)]
+struct Context {
+    time: Option<i64>,
+    event_id: String,
+    event_name: String,
+    event_time: String,
+    event_source: String,
+    account_id: String,
+    region: String,
+    source: String,
+    principal: Option<String>,
+    source_ip: Option<String>,
+}
+
+impl Context {
+    fn offer(&mut self, r: &Record, time: i64, source: &str) {
+        let event_id = r.event_id_or_digest();
+        // keep the latest (then largest id): the same whatever order records arrive in
+        if self
+            .time
+            .is_some_and(|t| (t, self.event_id.as_str()) >= (time, event_id.as_str()))
+        {
+            return;
+        }
+        *self = Context {
+            time: Some(time),
+            event_id,
+            event_name: r.event_name().unwrap_or_default().to_owned(),
+            event_time: r.event_time_str().unwrap_or_default().to_owned(),
+            event_source: r.event_source().unwrap_or_default().to_owned(),
+            account_id: r.account_id().unwrap_or_default().to_owned(),
+            region: r.region().unwrap_or_default().to_owned(),
+            source: source.to_owned(),
+            principal: r.principal(),
+            source_ip: r.source_ip().map(str::to_owned),
+        };
+    }
+
+    fn finding(self, p: &Plan, group: &str, episode: Episode, summary: &str) -> Finding {
+        let rule = &p.rule;
+        Finding {
+            id: correlation_finding_id(&rule.id, group, episode.start),
+            rule_id: rule.id.clone(),
+            title: format!("{} ({summary})", rule.title),
+            severity: rule.level,
+            tags: rule.tags.clone(),
+            event_id: self.event_id,
+            event_name: self.event_name,
+            event_time: self.event_time,
+            event_source: self.event_source,
+            account_id: self.account_id,
+            region: self.region,
+            source: self.source,
+            principal: self.principal,
+            source_ip: self.source_ip,
+            error_code: None,
+        }
+    }
+}
+
+/// The id of a correlation finding: one per (correlation, group, episode start).
+pub fn correlation_finding_id(correlation: &str, group: &str, start: i64) -> String {
+    finding_id(correlation, &format!("correlation\0{group}\0{start}"))
+}
+
+/// Evaluate the stored observations: `(window start, human summary)` when it holds.
+fn evaluate(p: &Plan, items: &[StateItem]) -> Option<(i64, String)> {
+    let span_text = humanize(p.span);
+    let time_of = |m: &str| m.split_once('|').and_then(|(t, _)| t.parse::<i64>().ok());
+    match &p.shape {
+        Shape::Count => {
+            let cond = p.rule.condition.as_ref()?;
+            let mut times: Vec<i64> = items
+                .iter()
+                .flat_map(|i| i.set("e"))
+                .filter_map(time_of)
+                .collect();
+            let (start, n) = window::count_window(&mut times, p.span, cond)?;
+            Some((start, format!("{n} events within {span_text}")))
+        }
+        Shape::Values => {
+            let cond = p.rule.condition.as_ref()?;
+            let mut members: Vec<(i64, &str)> = items
+                .iter()
+                .flat_map(|i| i.set("v"))
+                .filter_map(|m| {
+                    let (t, v) = m.split_once('|')?;
+                    Some((t.parse::<i64>().ok()?, v))
+                })
+                .collect();
+            let (start, n) = window::value_window(&mut members, p.span, cond)?;
+            let field = cond.field.as_deref().unwrap_or("values");
+            Some((start, format!("{n} distinct {field} within {span_text}")))
+        }
+        Shape::Temporal { ordered } => {
+            let mut steps: Vec<Vec<i64>> = (0..p.rule.rules.len())
+                .map(|s| {
+                    let name = format!("s{s}");
+                    items
+                        .iter()
+                        .flat_map(|i| i.set(&name))
+                        .filter_map(|m| m.parse::<i64>().ok())
+                        .collect()
+                })
+                .collect();
+            let start = window::temporal_window(&mut steps, p.span, *ordered)?;
+            let how = if *ordered { "in order" } else { "all" };
+            Some((
+                start,
+                format!("{} steps {how} within {span_text}", steps.len()),
+            ))
+        }
+        Shape::Ratio {
+            min_percent,
+            min_total,
+            ..
+        } => {
+            let item = items.first()?;
+            let (n, d) = (item.len_of("n") as u64, item.len_of("d") as u64);
+            if !window::ratio_holds(n, d, p.threshold, *min_percent, *min_total) {
+                return None;
+            }
+            let start = item.scalars.get("bucket").and_then(|b| b.parse().ok());
+            let pct = n.saturating_mul(100) / d.max(1);
+            Some((
+                start.unwrap_or_default(),
+                format!("{n} of {d} calls ({pct}%) within {span_text}"),
+            ))
+        }
+    }
+}
+
+fn plan(corr: &CorrelationRule, rules: &RuleSet) -> Result<Plan, String> {
+    for id in &corr.rules {
+        if rules.rule(id).is_none() {
+            return Err(format!(
+                "references correlation `{id}`: chained correlations are not supported"
+            ));
+        }
+    }
+    let span =
+        i64::try_from(corr.timespan.as_secs()).map_err(|_| "timespan too long".to_owned())?;
+    if span < 1 {
+        return Err("timespan must be at least one second".into());
+    }
+    let resolve = |step: usize, name: &str| -> Path {
+        let Some(rule_id) = corr.rules.get(step) else {
+            return split(name);
+        };
+        corr.aliases
+            .iter()
+            .find(|a| a.alias == name)
+            .and_then(|a| {
+                a.fields
+                    .iter()
+                    .find(|(r, _)| {
+                        r == rule_id
+                            || rules.rule(rule_id).is_some_and(|x| {
+                                x.sigma_id.as_deref() == Some(r) || x.name.as_deref() == Some(r)
+                            })
+                    })
+                    .map(|(_, f)| split(f))
+            })
+            .unwrap_or_else(|| split(name))
+    };
+    let steps = corr.rules.len();
+    let group_paths = (0..steps)
+        .map(|s| corr.group_by.iter().map(|g| resolve(s, g)).collect())
+        .collect();
+    let field = corr.condition.as_ref().and_then(|c| c.field.clone());
+    let value_paths = (0..steps)
+        .map(|s| field.as_deref().map(|f| resolve(s, f)))
+        .collect();
+    let (shape, threshold) = match (corr.kind, &corr.ratio) {
+        (_, Some(_)) if corr.kind != CorrelationType::EventCount => {
+            return Err("`trailwatch.ratio` extends event_count correlations only".into())
+        }
+        (CorrelationType::EventCount, Some(r)) => {
+            // the engine resolved the numerator to rule ids among `corr.rules`
+            let numerator = corr.rules.iter().map(|id| r.numerator.contains(id)).collect();
+            let t = corr.condition.as_ref().and_then(window::threshold).ok_or("ratio needs a lower bound on the numerator count (gte/gt)")?;
+            (
+                Shape::Ratio {
+                    numerator,
+                    min_percent: r.min_percent,
+                    min_total: r.min_total,
+                },
+                t,
+            )
+        }
+        (CorrelationType::EventCount, None) => (
+            Shape::Count,
+            corr.condition.as_ref().and_then(window::threshold).ok_or("condition has no lower bound (gte/gt/eq): it can only be decided when a window closes")?,
+        ),
+        (CorrelationType::ValueCount, _) => (
+            Shape::Values,
+            corr.condition.as_ref().and_then(window::threshold).ok_or("condition has no lower bound (gte/gt/eq): it can only be decided when a window closes")?,
+        ),
+        (CorrelationType::Temporal, _) => (Shape::Temporal { ordered: false }, steps as u64),
+        (CorrelationType::TemporalOrdered, _) => (Shape::Temporal { ordered: true }, steps as u64),
+    };
+    let t = usize::try_from(threshold).unwrap_or(usize::MAX);
+    let cap = match shape {
+        Shape::Count => t.saturating_add(CAP_MARGIN),
+        Shape::Values => t.saturating_add(CAP_MARGIN).saturating_mul(8),
+        // at most 16 slots per step and bucket: the cap is never the limit
+        Shape::Temporal { .. } => steps.saturating_mul(16).saturating_add(CAP_MARGIN),
+        Shape::Ratio { .. } => RATIO_CAP,
+    };
+    Ok(Plan {
+        rule: corr.clone(),
+        shape,
+        group_paths,
+        value_paths,
+        threshold,
+        span,
+        cap,
+    })
+}
+
+/// The group key of `record` for `step`: the group-by values joined by `\x1f`; `None` when
+/// one is missing (an event without the grouped field must not lump with others).
+fn group_key<'r>(
+    p: &Plan,
+    step: usize,
+    record: &'r Record,
+    vals: &mut Vec<&'r Value>,
+) -> Option<String> {
+    let paths = p.group_paths.get(step)?;
+    let mut key = String::new();
+    for (i, path) in paths.iter().enumerate() {
+        vals.clear();
+        record.values_at(path, vals);
+        let v = vals.iter().find_map(|v| scalar(v))?;
+        if v.is_empty() {
+            return None;
+        }
+        if i > 0 {
+            key.push('\u{1f}');
+        }
+        key.push_str(&v);
+    }
+    Some(key)
+}
+
+fn scalar(v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Bool(b) => Some(b.to_string()),
+        _ => None,
+    }
+}
+
+fn cut(s: &str) -> std::borrow::Cow<'_, str> {
+    if s.len() <= MAX_VALUE_BYTES {
+        return std::borrow::Cow::Borrowed(s);
+    }
+    let mut end = MAX_VALUE_BYTES;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    std::borrow::Cow::Owned(s.get(..end).unwrap_or_default().to_owned())
+}
+
+fn round_down(t: i64, step: i64) -> i64 {
+    let step = step.max(1);
+    t.div_euclid(step) * step
+}
+
+fn short_hash(s: &str, hex_chars: usize) -> String {
+    let d = Sha256::digest(s.as_bytes());
+    let mut h = hex::encode(d);
+    h.truncate(hex_chars);
+    h
+}
+
+fn humanize(secs: i64) -> String {
+    match secs {
+        s if s % 86_400 == 0 => format!("{}d", s / 86_400),
+        s if s % 3600 == 0 => format!("{}h", s / 3600),
+        s if s % 60 == 0 => format!("{}m", s / 60),
+        s => format!("{s}s"),
+    }
+}
+
+/// Observe one record and flush at once (the event-handler's one-record invocations).
+///
+/// # Errors
+/// As [`Correlator::flush`].
+pub async fn observe<S: CorrelationState>(
+    state: &S,
+    correlator: &Correlator,
+    record: &Record,
+    matched: &[&Rule],
+    source: &str,
+) -> Result<Vec<Finding>, CorrelateError> {
+    let mut batch = Batch::default();
+    correlator.observe(&mut batch, record, matched, source);
+    if batch.is_empty() {
+        return Ok(Vec::new());
+    }
+    correlator.flush(state, batch).await
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,257 @@
+//! Correlator unit tests over the in-memory state, with small rule sets written inline.
+
+use super::*;
+use crate::detect::RuleSet;
+use crate::ports::memory_state::MemCorrelationState;
+use crate::ports::PortError;
+use serde_json::json;
+
+const BASE: &str =
+    "title: denied\nname: b-denied\nlogsource: {product: aws, service: cloudtrail}\n\
+detection:\n  sel:\n    errorCode: AccessDenied\n  condition: sel\nlevel: low\n";
+const BURST: &str = "title: denied burst\nname: c-burst\ncorrelation:\n  type: event_count\n  rules: [b-denied]\n  group-by: [userIdentity.arn]\n  timespan: 10m\n  condition: {gte: 3}\nlevel: high\n";
+
+fn set(extra: &[(&str, &str)]) -> RuleSet {
+    let mut sources = vec![("b.yml", BASE), ("c.yml", BURST)];
+    sources.extend_from_slice(extra);
+    match RuleSet::from_sources(sources) {
+        Ok(s) => s,
+        Err(e) => panic!("{e:?}"),
+    }
+}
+
+fn record(id: &str, secs: i64, who: &str, name: &str) -> Record {
+    let t = time::OffsetDateTime::from_unix_timestamp(1_794_999_600 + secs).unwrap();
+    let v = json!({
+        "eventVersion": "1.09", "eventID": id, "eventName": name, "eventSource": "iam.amazonaws.com",
+        "eventTime": t.format(&time::format_description::well_known::Rfc3339).unwrap(),
+        "userIdentity": {"type": "IAMUser", "arn": who, "accountId": "111122223333"},
+        "errorCode": "AccessDenied", "recipientAccountId": "111122223333", "awsRegion": "us-east-1",
+        "sourceIPAddress": "203.0.113.9", "eventType": "AwsApiCall"
+    });
+    Record::from_value(&v).unwrap()
+}
+
+/// Run `records` through matching + correlation, one flush per chunk of `per_flush`.
+async fn run(
+    rules: &RuleSet,
+    state: &MemCorrelationState,
+    records: &[Record],
+    per_flush: usize,
+) -> Vec<Finding> {
+    run_with(&Correlator::new(rules), rules, state, records, per_flush).await
+}
+
+async fn run_with(
+    c: &Correlator,
+    rules: &RuleSet,
+    state: &MemCorrelationState,
+    records: &[Record],
+    per_flush: usize,
+) -> Vec<Finding> {
+    assert!(c.warnings().is_empty(), "{:?}", c.warnings());
+    let mut out = Vec::new();
+    for chunk in records.chunks(per_flush) {
+        let mut batch = Batch::default();
+        for r in chunk {
+            let mut matched = Vec::new();
+            rules.matches(r, &mut matched);
+            c.observe(&mut batch, r, &matched, "test");
+        }
+        out.extend(c.flush(state, batch).await.unwrap());
+    }
+    out
+}
+
+const ALICE: &str = "arn:aws:iam::111122223333:user/alice";
+const BOB: &str = "arn:aws:iam::111122223333:user/bob";
+
+#[tokio::test]
+async fn a_burst_fires_once_with_a_stable_id() {
+    let rules = set(&[]);
+    let state = MemCorrelationState::default();
+    let recs: Vec<Record> = (0..5)
+        .map(|i| record(&format!("e{i}"), i * 60, ALICE, "ListUsers"))
+        .collect();
+    let found = run(&rules, &state, &recs, 1).await;
+    // fires at the 3rd record, then the same episode again at the 4th and 5th
+    let ids: std::collections::BTreeSet<&str> = found.iter().map(|f| f.id.as_str()).collect();
+    assert_eq!(ids.len(), 1);
+    assert_eq!(found.len(), 3);
+    let f = &found[0];
+    assert_eq!(f.rule_id, "c-burst");
+    assert_eq!(f.severity, crate::findings::Severity::High);
+    assert_eq!(f.principal.as_deref(), Some(ALICE));
+    assert!(
+        f.title.starts_with("denied burst (3 events within 10m"),
+        "{}",
+        f.title
+    );
+}
+
+#[tokio::test]
+async fn groups_and_windows_are_kept_apart() {
+    let rules = set(&[]);
+    let state = MemCorrelationState::default();
+    // two per principal: neither reaches 3
+    let recs = vec![
+        record("a1", 0, ALICE, "X"),
+        record("a2", 10, ALICE, "X"),
+        record("b1", 20, BOB, "X"),
+        record("b2", 30, BOB, "X"),
+        // alice again, but 11 minutes after her first two
+        record("a3", 700, ALICE, "X"),
+    ];
+    assert!(run(&rules, &state, &recs, 10).await.is_empty());
+    // a window straddling the bucket boundary (buckets are 600 s) still counts
+    let recs = vec![
+        record("c1", 2390, ALICE, "X"),
+        record("c2", 2399, ALICE, "X"),
+        record("c3", 2401, ALICE, "X"),
+    ];
+    assert_eq!(run(&rules, &state, &recs, 1).await.len(), 1);
+}
+
+#[tokio::test]
+async fn building_blocks_without_a_group_field_are_ignored() {
+    let rules = set(&[]);
+    let state = MemCorrelationState::default();
+    let recs: Vec<Record> = (0..4)
+        .map(|i| {
+            let mut v: serde_json::Value =
+                serde_json::from_str(record(&format!("n{i}"), i, ALICE, "X").as_json()).unwrap();
+            v["userIdentity"] = json!({"type": "AWSService", "invokedBy": "ec2.amazonaws.com"});
+            Record::from_value(&v).unwrap()
+        })
+        .collect();
+    assert!(run(&rules, &state, &recs, 10).await.is_empty());
+    assert!(state.is_empty());
+}
+
+#[tokio::test]
+async fn out_of_order_and_duplicates_give_the_same_single_episode() {
+    let rules = set(&[]);
+    let recs: Vec<Record> = (0..6)
+        .map(|i| record(&format!("e{i}"), i * 30, ALICE, "X"))
+        .collect();
+    let in_order = run(&rules, &MemCorrelationState::default(), &recs, 10).await;
+    // late first events, one duplicate, one file at a time
+    let shuffled: Vec<Record> = [4, 5, 2, 5, 3, 0, 1]
+        .iter()
+        .map(|&i| Record::from_json(recs[i].as_json().to_owned()).unwrap())
+        .collect();
+    let state = MemCorrelationState::default();
+    let out_of_order = run(&rules, &state, &shuffled, 2).await;
+    let ids = |v: &[Finding]| {
+        v.iter()
+            .map(|f| f.id.clone())
+            .collect::<std::collections::BTreeSet<_>>()
+    };
+    assert_eq!(ids(&in_order).len(), 1);
+    assert_eq!(ids(&out_of_order).len(), 1);
+    // duplicates counted once: the bucket holds exactly the six distinct events
+    let item = state
+        .item(&StateKey {
+            pk: format!("STATE#c-burst#{}", short_hash(ALICE, 16)),
+            sk: ((1_794_999_600_i64).div_euclid(600) * 600).to_string(),
+        })
+        .unwrap();
+    assert_eq!(item.len_of("e"), 6);
+}
+
+#[tokio::test]
+async fn a_failed_state_call_is_retryable_and_the_retry_converges() {
+    let rules = set(&[]);
+    let state = MemCorrelationState::default();
+    let recs: Vec<Record> = (0..3)
+        .map(|i| record(&format!("e{i}"), i, ALICE, "X"))
+        .collect();
+    state.fail_next(vec![PortError::Transient {
+        op: "UpdateItem",
+        message: "throttled".into(),
+    }]);
+    let c = Correlator::new(&rules);
+    let mut batch = Batch::default();
+    for r in &recs {
+        let mut m = Vec::new();
+        rules.matches(r, &mut m);
+        c.observe(&mut batch, r, &m, "t");
+    }
+    let err = c.flush(&state, batch).await.unwrap_err();
+    assert!(err.is_retryable());
+    let found = run(&rules, &state, &recs, 10).await;
+    assert_eq!(found.len(), 1);
+}
+
+#[tokio::test]
+async fn sets_are_bounded() {
+    let rules = set(&[]);
+    let state = MemCorrelationState::default();
+    let recs: Vec<Record> = (0..100)
+        .map(|i| record(&format!("e{i}"), i, ALICE, "X"))
+        .collect();
+    let found = run(&rules, &state, &recs, 10).await;
+    assert!(!found.is_empty());
+    let key = StateKey {
+        pk: format!("STATE#c-burst#{}", short_hash(ALICE, 16)),
+        sk: ((1_794_999_600_i64).div_euclid(600) * 600).to_string(),
+    };
+    let held = state.item(&key).unwrap().len_of("e");
+    // cap = threshold 3 + margin 16, overshoot at most one flush's members
+    assert!((19..=19 + 10).contains(&held), "{held}");
+}
+
+#[test]
+fn unsupported_correlations_are_explained() {
+    let upper_only = "title: few\nname: c-few\ncorrelation:\n  type: event_count\n  rules: [b-denied]\n  group-by: [userIdentity.arn]\n  timespan: 10m\n  condition: {lt: 3}\nlevel: low\n";
+    let rules = set(&[("few.yml", upper_only)]);
+    let c = Correlator::new(&rules);
+    assert_eq!(c.correlation_ids().collect::<Vec<_>>(), ["c-burst"]);
+    assert_eq!(c.warnings().len(), 1);
+    assert!(
+        c.warnings()[0].contains("no lower bound"),
+        "{:?}",
+        c.warnings()
+    );
+}
+
+#[tokio::test]
+async fn ratio_counts_shares_per_principal_and_day() {
+    let activity = "title: any\nname: b-any\nlogsource: {product: aws, service: cloudtrail}\n\
+detection:\n  sel:\n    userIdentity.arn|exists: true\n  condition: sel\nlevel: low\n";
+    let ratio = "title: mostly denied\nname: c-ratio\ncorrelation:\n  type: event_count\n  rules: [b-denied, b-any]\n  group-by: [userIdentity.arn]\n  timespan: 24h\n  condition: {gte: 4}\ntrailwatch:\n  ratio:\n    numerator: [b-denied]\n    min_percent: 50\n    min_total: 6\nlevel: medium\n";
+    let rules = set(&[("any.yml", activity), ("ratio.yml", ratio)]);
+    let c = Correlator::new(&rules);
+    assert!(c.warnings().is_empty(), "{:?}", c.warnings());
+    let state = MemCorrelationState::default();
+    let ok = |id: &str, s: i64, who: &str| {
+        let mut v: serde_json::Value =
+            serde_json::from_str(record(id, s, who, "GetUser").as_json()).unwrap();
+        v.as_object_mut().unwrap().remove("errorCode");
+        Record::from_value(&v).unwrap()
+    };
+    // bob: 4 denied of 10 (40%) -> no; alice: 4 denied of 7 (57%) -> yes
+    let mut recs = Vec::new();
+    for i in 0..4 {
+        recs.push(record(&format!("bd{i}"), i * 100, BOB, "X"));
+        recs.push(record(&format!("ad{i}"), i * 100, ALICE, "X"));
+    }
+    for i in 0..6 {
+        recs.push(ok(&format!("bo{i}"), 1000 + i, BOB));
+    }
+    for i in 0..3 {
+        recs.push(ok(&format!("ao{i}"), 1000 + i, ALICE));
+    }
+    let found: Vec<Finding> = run_with(&c, &rules, &state, &recs, 100)
+        .await
+        .into_iter()
+        .filter(|f| f.rule_id == "c-ratio")
+        .collect();
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].principal.as_deref(), Some(ALICE));
+    assert!(
+        found[0].title.contains("4 of 7 calls (57%)"),
+        "{}",
+        found[0].title
+    );
+}

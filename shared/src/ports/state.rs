@@ -1,0 +1,120 @@
+//! [`CorrelationState`]: the counters and sequence progress of correlation rules, and the
+//! alert groups of the deduplication step, kept where every invocation can see them.
+//!
+//! Records of one burst arrive in different log files, different invocations and on both
+//! paths (S3 and EventBridge), possibly twice. The port therefore offers only operations
+//! that are idempotent and order-independent on their own:
+//!
+//! - [`CorrelationState::add`]: add members to named string sets of one item (a set ignores
+//!   a member it already holds, so a redelivered event counts once) and set scalars only if
+//!   absent; returns the item as it is after the update. Sets are bounded: an update that
+//!   would add to a set already holding `cap` members is refused as a whole and the current
+//!   item is returned with [`StateItem::full`] set.
+//! - [`CorrelationState::get`]: read an item (strongly consistent).
+//! - [`CorrelationState::claim`]: claim the episode `[start, end]` of a correlation group
+//!   unless an episode claimed earlier reaches `start`; returns the episode that holds.
+//!
+//! Items live in the findings table (`pk`/`sk` strings) and expire through its TTL attribute
+//! `expires_at`. The DynamoDB implementation is `ports::aws::DynamoDbCorrelationState`; the
+//! in-memory one, [`super::memory_state::MemCorrelationState`], serves tests and the CLI.
+
+use super::PortError;
+use std::collections::{BTreeMap, BTreeSet};
+use std::future::Future;
+
+/// The key of a state item (`pk`, `sk` of the findings table).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct StateKey {
+    /// Partition key, e.g. `STATE#<correlation id>#<group hash>`.
+    pub pk: String,
+    /// Sort key, e.g. the window start in epoch seconds.
+    pub sk: String,
+}
+
+/// One atomic update of a state item.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StateUpdate {
+    /// The item.
+    pub key: StateKey,
+    /// Members to add, by set name (names are `[a-z0-9_]`; members are non-empty).
+    pub add: BTreeMap<String, BTreeSet<String>>,
+    /// Scalars written only when the item does not have them yet.
+    pub set_if_absent: BTreeMap<String, String>,
+    /// Scalars always overwritten (last writer wins: informational only).
+    pub set: BTreeMap<String, String>,
+    /// A set named in `add` that already holds this many members refuses the update.
+    pub cap: usize,
+    /// Epoch seconds after which the item may be deleted (TTL).
+    pub expires_at: i64,
+}
+
+/// A state item as read or as left by an update.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StateItem {
+    /// String sets by name.
+    pub sets: BTreeMap<String, BTreeSet<String>>,
+    /// Scalar attributes by name.
+    pub scalars: BTreeMap<String, String>,
+    /// The update was refused because a set it touched had reached the cap.
+    pub full: bool,
+}
+
+impl StateItem {
+    /// The members of set `name` (empty when absent).
+    pub fn set(&self, name: &str) -> impl Iterator<Item = &str> {
+        self.sets
+            .get(name)
+            .into_iter()
+            .flatten()
+            .map(String::as_str)
+    }
+
+    /// How many members set `name` holds.
+    pub fn len_of(&self, name: &str) -> usize {
+        self.sets.get(name).map_or(0, BTreeSet::len)
+    }
+}
+
+/// An episode of a correlation group: the window in which it fired.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Episode {
+    /// Window start, epoch seconds (part of the finding id).
+    pub start: i64,
+    /// Window end, epoch seconds.
+    pub end: i64,
+}
+
+/// Where correlation state lives (DynamoDB in Lambda, memory in the CLI and tests).
+pub trait CorrelationState: Send + Sync {
+    /// Apply `update` atomically; see the module documentation.
+    ///
+    /// # Errors
+    /// [`PortError`] classified by the adapter (throttling is retryable).
+    fn add(
+        &self,
+        update: &StateUpdate,
+    ) -> impl Future<Output = Result<StateItem, PortError>> + Send;
+
+    /// Read an item; `None` when it does not exist.
+    ///
+    /// # Errors
+    /// [`PortError`] classified by the adapter.
+    fn get(
+        &self,
+        key: &StateKey,
+    ) -> impl Future<Output = Result<Option<StateItem>, PortError>> + Send;
+
+    /// Claim `wanted` for the group stored at `key`: succeeds when no episode was claimed
+    /// or the claimed one ended before `wanted.start`, and returns `wanted`; otherwise
+    /// returns the episode already claimed (the caller reports that one again, so a retried
+    /// invocation re-creates the same finding id and storage deduplicates it).
+    ///
+    /// # Errors
+    /// [`PortError`] classified by the adapter.
+    fn claim(
+        &self,
+        key: &StateKey,
+        wanted: Episode,
+        expires_at: i64,
+    ) -> impl Future<Output = Result<Episode, PortError>> + Send;
+}
