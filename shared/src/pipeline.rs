@@ -147,7 +147,9 @@ pub fn scan_observed<R: BufRead>(
             Ok(Item::Rejected(r)) => {
                 report.records_read += 1;
                 report.records_rejected += 1;
-                tracing::warn!(source, index = r.at.index, offset = r.at.offset, error = %r.reason, "record rejected");
+                // the caller reports the object once (counts + first rejections); each
+                // rejection stays visible at debug level
+                tracing::debug!(source, index = r.at.index, offset = r.at.offset, error = %r.reason, "record rejected");
                 if report.rejections.len() < KEEP_REJECTIONS {
                     report.rejections.push(format!("{}: {}", r.at, r.reason));
                 }
@@ -157,7 +159,7 @@ pub fn scan_observed<R: BufRead>(
                 tracing::debug!(source, index = at.index, what, "element skipped");
             }
             Err(e) => {
-                tracing::error!(source, error = %e, "stream ended early");
+                tracing::debug!(source, error = %e, "stream ended early");
                 report.stream_error = Some(e);
             }
         }
