@@ -219,7 +219,11 @@ fn check_links(
                 }
             }
             // its own failure is already reported
-            Some(Outcome::Invalid(_) | Outcome::Vanished) => {}
+            Some(Outcome::Invalid(_)) => {}
+            // deleted while we read: already digest-missing; the gap rules still apply
+            Some(Outcome::Vanished) => {
+                missing.insert(prev_key.to_owned(), prev_dkey);
+            }
             None if listed.contains(prev_key) => {
                 // exists but is not a digest of this trail in the window: nothing to compare
             }
@@ -775,6 +779,47 @@ mod tests {
             .unwrap()
             .iter()
             .any(|x| x["status"] == "digest-signature-invalid"));
+    }
+
+    /// Lists `ghost` as well as the real objects: an object deleted between list and read.
+    struct Ghost {
+        inner: MemDigestSource,
+        ghost: String,
+    }
+    impl DigestSource for Ghost {
+        async fn list_keys(&self, prefix: Option<&str>) -> Result<Vec<String>, SourceError> {
+            let mut keys = self.inner.list_keys(prefix).await?;
+            keys.push(self.ghost.clone());
+            Ok(keys)
+        }
+        async fn get_object(&self, key: &str) -> Result<Option<bytes::Bytes>, SourceError> {
+            self.inner.get_object(key).await
+        }
+        async fn get_digest_metadata(
+            &self,
+            key: &str,
+        ) -> Result<Option<DigestMetadata>, SourceError> {
+            self.inner.get_digest_metadata(key).await
+        }
+    }
+
+    #[tokio::test]
+    async fn digest_deleted_while_reading_is_missing_and_feeds_the_gap_rule() {
+        let mut f = Fixture::new();
+        let ks = f.chain(&PLAIN, T0, 4);
+        f.src.remove(&ks[1].0);
+        f.src.remove(&ks[2].0);
+        let src = Ghost {
+            inner: f.src.clone(),
+            ghost: ks[2].0.clone(),
+        };
+        let r = validate(&src, &f.keys, &request(T0, T0 + Duration::hours(3), None))
+            .await
+            .unwrap();
+        assert_eq!(status_of(&r, &ks[2].0), Some("digest-missing"));
+        assert_eq!(status_of(&r, &ks[1].0), None);
+        assert_eq!(status_of(&r, &ks[0].0), Some("digest-gap"));
+        assert_eq!(status_of(&r, &ks[3].0), Some("valid"));
     }
 
     struct Failing(bool);
