@@ -924,7 +924,15 @@ fn plan(seed: u64, target_bytes: u64, large_file: bool) -> Vec<u64> {
     out
 }
 
-/// Generate a corpus into `dir` (skipped when `dir/manifest.json` says it is already there
+/// Where the corpus in `dir` is described: beside it, not in it, so that scanning `dir`
+/// reads log files only.
+pub fn manifest_path(dir: &Path) -> PathBuf {
+    let mut name = dir.file_name().unwrap_or_default().to_os_string();
+    name.push(".manifest.json");
+    dir.with_file_name(name)
+}
+
+/// Generate a corpus into `dir` (skipped when its manifest says it is already there
 /// with the same parameters). `large_file` = one single file of `target_bytes`.
 pub fn generate(
     dir: &Path,
@@ -933,7 +941,7 @@ pub fn generate(
     large_file: bool,
     threads: usize,
 ) -> anyhow::Result<Totals> {
-    let manifest = dir.join("manifest.json");
+    let manifest = manifest_path(dir);
     let params =
         json!({"seed": seed, "target_bytes": target_bytes, "large_file": large_file, "version": 1});
     if let Ok(text) = std::fs::read_to_string(&manifest) {

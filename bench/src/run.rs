@@ -193,8 +193,8 @@ pub fn run(mode: Mode, dir: &Path, threads: usize) -> anyhow::Result<Measurement
 }
 
 fn manifest_records(dir: &Path) -> anyhow::Result<u64> {
-    let text = std::fs::read_to_string(dir.join("manifest.json"))
-        .context("gunzip/floor modes need the generator's manifest.json")?;
+    let text = std::fs::read_to_string(crate::gen::manifest_path(dir))
+        .context("gunzip/floor modes need the generator's manifest")?;
     let v: serde_json::Value = serde_json::from_str(&text)?;
     v.pointer("/totals/records")
         .and_then(serde_json::Value::as_u64)

@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# make bench: generate the deterministic corpus, measure every stage of the hot path with one
+# thread and with all cores (records/s, MB/s of uncompressed JSON, peak RSS), the Python
+# baseline, `trailwatch scan`, and peak RSS on one large file; write BENCHMARKS.md.
+# Each measurement keeps the fastest of $REPEAT runs (the machine may be shared).
+# Method and caveats: docs/performance.md. Criterion micro-benchmarks: cargo bench -p trailwatch.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+CORPUS_MB=${CORPUS_MB:-300}
+LARGE_MB=${LARGE_MB:-100}
+REPEAT=${REPEAT:-3}   # SKIP_BUILD=1 reuses the release binaries already built
+CARGO=${CARGO:-cargo}
+PYTHON=${PYTHON:-python3}
+OUT=target/bench-corpus
+RESULTS=$OUT/results.tsv
+B=target/release/trailwatch-bench
+T=target/release/trailwatch
+
+if [ ! -x /usr/bin/time ]; then
+    echo "bench: /usr/bin/time is missing (Debian: apt-get install time)" >&2
+    exit 1
+fi
+
+if [ "${SKIP_BUILD:-0}" != 1 ]; then
+    echo "bench: building release binaries" >&2
+    "$CARGO" build --release --quiet -p trailwatch-bench -p trailwatch-cli
+fi
+
+mkdir -p "$OUT"
+echo "bench: corpus (${CORPUS_MB} MB in 1k-5k-record files, one ${LARGE_MB} MB file)" >&2
+main_totals=$("$B" gen "$OUT/main" --mb "$CORPUS_MB")
+large_totals=$("$B" gen "$OUT/large" --mb "$LARGE_MB" --single)
+"$B" event-names rules > "$OUT/event-names.txt"
+
+cores=$(nproc)
+: > "$RESULTS"
+meta() { printf '#%s\t%s\n' "$1" "$2" >> "$RESULTS"; }
+meta date "$(date -u '+%Y-%m-%d %H:%M UTC')"
+meta cpu "$(lscpu | sed -n 's/^Model name: *//p' | head -1)"
+meta cores "$cores"
+meta mem "$(free -g | awk '/^Mem:/ {print $2 " GB"}')"
+meta kernel "$(uname -sr)"
+meta rustc "$(rustc -V)"
+meta python "$("$PYTHON" -V 2>&1)"
+meta load_before "$(uptime | sed 's/.*load average: /load average /')"
+meta corpus "$("$PYTHON" -c 'import json,sys; t=json.loads(sys.argv[1]); print(f"{t['files']} gzip files, {t['records']:,} records, {t['bytes']/1e6:,.0f} MB JSON ({t['bytes']/t['records']:,.0f} B/record), {t['gz_bytes']/1e6:,.0f} MB gzip")' "$main_totals")"
+meta large "$("$PYTHON" -c 'import json,sys; t=json.loads(sys.argv[1]); print(f"{t['records']:,} records, {t['bytes']/1e6:,.0f} MB JSON, {t['gz_bytes']/1e6:,.0f} MB gzip")' "$large_totals")"
+meta rules "bundled pack: $(find rules -name '*.yml' -not -path '*/tests/*' | wc -l) rule files; the baseline checks $(wc -l < "$OUT/event-names.txt") event names"
+
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+measure() {
+    local label=$1
+    shift
+    local i
+    for i in $(seq "$REPEAT"); do
+        /usr/bin/time -f '%e %M' -o "$tmp/time" "$@" > "$tmp/out" 2> "$tmp/err" || {
+            echo "bench: $label failed:" >&2
+            tail -5 "$tmp/err" >&2
+            exit 1
+        }
+        "$PYTHON" bench/report.py collect "$RESULTS" "$label" "$tmp/out" "$tmp/err" "$tmp/time"
+    done
+    echo "bench: $label done" >&2
+}
+
+for threads in 1 "$cores"; do
+    for mode in gunzip floor ingest pipeline; do
+        measure "$mode-$threads" "$B" run --mode "$mode" --threads "$threads" "$OUT/main"
+    done
+    measure "cli-$threads" "$T" scan --threads "$threads" --format jsonl --no-progress "$OUT/main"
+done
+# the baseline is slow: one run each is enough to be far from the noise
+REPEAT=1 measure python-1 "$PYTHON" bench/baseline.py "$OUT/event-names.txt" "$OUT/main"
+REPEAT=1 measure "python-$cores" "$PYTHON" bench/baseline.py "$OUT/event-names.txt" "$OUT/main" --procs "$cores"
+# memory must not grow with the file: one thread over one large file
+REPEAT=1 measure cli-large-1 "$T" scan --threads 1 --format jsonl --no-progress "$OUT/large"
+REPEAT=1 measure pipeline-large-1 "$B" run --mode pipeline --threads 1 "$OUT/large"
+
+meta load_after "$(uptime | sed 's/.*load average: /load average /')"
+"$PYTHON" bench/report.py render "$RESULTS" BENCHMARKS.md
+echo "bench: wrote BENCHMARKS.md" >&2
