@@ -5,6 +5,9 @@
 //! event-handler (EventBridge path) store and alert the same finding once, whichever path
 //! saw it first, and a retried delivery never creates a second one. This module does no I/O.
 
+pub mod alert;
+pub mod item;
+
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::fmt;

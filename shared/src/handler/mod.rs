@@ -6,3 +6,5 @@
 //! returned in `batchItemFailures`.
 
 pub mod config_auditor;
+pub mod deliver;
+pub mod log_processor;

@@ -3,7 +3,9 @@
 //! They follow the same contracts as the AWS adapters (a second put of the same finding is
 //! a [`Put::Duplicate`]); each can be told to fail, to test the handlers' retry decisions.
 
-use super::{Alert, FindingStore, Notifier, ObjectBody, ObjectSource, PortError, Put};
+use super::{
+    Alert, FindingStore, Notifier, ObjectBody, ObjectSource, PortError, Put, StoredFinding,
+};
 use crate::findings::Finding;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -71,10 +73,19 @@ impl ObjectSource for MemObjectSource {
     }
 }
 
+/// One stored finding.
+#[derive(Debug, Clone)]
+struct MemItem {
+    finding: Finding,
+    alerted: bool,
+    record_json: Option<String>,
+    object_key: Option<String>,
+}
+
 /// Findings held in memory, keyed by finding id.
 #[derive(Debug, Default, Clone)]
 pub struct MemFindingStore {
-    items: Arc<Mutex<HashMap<String, (Finding, bool)>>>,
+    items: Arc<Mutex<HashMap<String, MemItem>>>,
     fail_puts: Arc<AtomicUsize>,
 }
 
@@ -84,7 +95,7 @@ impl MemFindingStore {
         let mut v: Vec<Finding> = self
             .items
             .lock()
-            .map(|m| m.values().map(|(f, _)| f.clone()).collect())
+            .map(|m| m.values().map(|i| i.finding.clone()).collect())
             .unwrap_or_default();
         v.sort_by(|a, b| a.id.cmp(&b.id));
         v
@@ -94,8 +105,15 @@ impl MemFindingStore {
     pub fn is_alerted(&self, id: &str) -> bool {
         self.items
             .lock()
-            .map(|m| m.get(id).is_some_and(|(_, a)| *a))
+            .map(|m| m.get(id).is_some_and(|i| i.alerted))
             .unwrap_or(false)
+    }
+
+    /// The record copy and object key stored with finding `id`.
+    pub fn stored_context(&self, id: &str) -> Option<(Option<String>, Option<String>)> {
+        let m = self.items.lock().ok()?;
+        m.get(id)
+            .map(|i| (i.record_json.clone(), i.object_key.clone()))
     }
 
     /// Make the next `n` puts fail with a transient error (throttling).
@@ -105,7 +123,7 @@ impl MemFindingStore {
 }
 
 impl FindingStore for MemFindingStore {
-    async fn put(&self, finding: &Finding) -> Result<Put, PortError> {
+    async fn put_stored(&self, item: StoredFinding<'_>) -> Result<Put, PortError> {
         if self
             .fail_puts
             .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
@@ -117,10 +135,20 @@ impl FindingStore for MemFindingStore {
             });
         }
         let mut m = self.items.lock().map_err(|_| poisoned("PutItem"))?;
-        match m.get(&finding.id) {
-            Some((_, alerted)) => Ok(Put::Duplicate { alerted: *alerted }),
+        match m.get(&item.finding.id) {
+            Some(old) => Ok(Put::Duplicate {
+                alerted: old.alerted,
+            }),
             None => {
-                m.insert(finding.id.clone(), (finding.clone(), false));
+                m.insert(
+                    item.finding.id.clone(),
+                    MemItem {
+                        finding: item.finding.clone(),
+                        alerted: false,
+                        record_json: item.record_json.map(str::to_owned),
+                        object_key: item.object_key.map(str::to_owned),
+                    },
+                );
                 Ok(Put::Created)
             }
         }
@@ -130,7 +158,7 @@ impl FindingStore for MemFindingStore {
         let mut m = self.items.lock().map_err(|_| poisoned("UpdateItem"))?;
         for f in findings {
             if let Some(entry) = m.get_mut(&f.id) {
-                entry.1 = true;
+                entry.alerted = true;
             }
         }
         Ok(())

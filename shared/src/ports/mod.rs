@@ -103,13 +103,48 @@ pub enum Put {
     },
 }
 
+/// A finding as stored: the finding, plus the record it came from and the log object.
+///
+/// The store keeps a (size-capped) copy of the record so an analyst can read the event
+/// without going back to the log files, which may have expired by then.
+#[derive(Debug, Clone, Copy)]
+pub struct StoredFinding<'a> {
+    /// The finding.
+    pub finding: &'a Finding,
+    /// The record's JSON text, if the caller has it.
+    pub record_json: Option<&'a str>,
+    /// The log object's key (S3 path only).
+    pub object_key: Option<&'a str>,
+}
+
+impl<'a> From<&'a Finding> for StoredFinding<'a> {
+    fn from(finding: &'a Finding) -> Self {
+        StoredFinding {
+            finding,
+            record_json: None,
+            object_key: None,
+        }
+    }
+}
+
 /// Stores findings exactly once (DynamoDB `PutItem` with `attribute_not_exists(pk)`).
 pub trait FindingStore: Send + Sync {
-    /// Store one finding unless a finding with the same id exists.
+    /// Store one finding (with its record copy) unless a finding with the same id exists.
     ///
     /// # Errors
     /// [`PortError`] classified by the adapter.
-    fn put(&self, finding: &Finding) -> impl Future<Output = Result<Put, PortError>> + Send;
+    fn put_stored(
+        &self,
+        item: StoredFinding<'_>,
+    ) -> impl Future<Output = Result<Put, PortError>> + Send;
+
+    /// Store one finding without a record copy; see [`FindingStore::put_stored`].
+    ///
+    /// # Errors
+    /// [`PortError`] classified by the adapter.
+    fn put(&self, finding: &Finding) -> impl Future<Output = Result<Put, PortError>> + Send {
+        self.put_stored(StoredFinding::from(finding))
+    }
 
     /// Record that the alert for these findings was published.
     ///

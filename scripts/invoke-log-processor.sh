@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# Run the log-processor locally against moto: start moto on 127.0.0.1, create the bucket,
+# table and topic and upload events/logs (scripts/local_aws.py), run the function under
+# `cargo lambda watch`, invoke it with an events/ sample, print the findings, clean up.
+#
+#   scripts/invoke-log-processor.sh [events/log-processor-s3-put.json]
+#
+# Needs .venv with moto[server]==5.1.22 and cargo-lambda (`make test` / `pip install cargo-lambda`).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+EVENT=${1:-events/log-processor-s3-put.json}
+VENV=${VENV:-.venv}
+PY="$VENV/bin/python"
+CARGO_LAMBDA=${CARGO_LAMBDA:-$VENV/bin/cargo-lambda}
+[ -x "$VENV/bin/moto_server" ] || { echo "moto not found in $VENV (pip install 'moto[server]==5.1.22')" >&2; exit 1; }
+[ -x "$CARGO_LAMBDA" ] || CARGO_LAMBDA=$(command -v cargo-lambda) || { echo "cargo-lambda not found" >&2; exit 1; }
+
+free_port() { "$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+MOTO_PORT=$(free_port)
+INVOKE_PORT=$(free_port)
+ENDPOINT="http://127.0.0.1:$MOTO_PORT"
+LOG_DIR=$(mktemp -d)
+PIDS=()
+cleanup() {
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$LOG_DIR"
+}
+trap cleanup EXIT
+
+"$VENV/bin/moto_server" -H 127.0.0.1 -p "$MOTO_PORT" >"$LOG_DIR/moto.log" 2>&1 &
+PIDS+=($!)
+for _ in $(seq 150); do
+  "$PY" -c "import urllib.request,sys; urllib.request.urlopen('$ENDPOINT/moto-api/')" 2>/dev/null && break
+  sleep 0.1
+done
+
+eval "$("$PY" scripts/local_aws.py setup "$ENDPOINT" | sed 's/^/export /')"
+echo "moto on $ENDPOINT; table $FINDINGS_TABLE; topic $ALERTS_TOPIC_ARN"
+
+# `watch` runs the function with these variables; AWS_ENDPOINT_URL points every SDK client at moto
+"$CARGO_LAMBDA" lambda watch -p log-processor --invoke-address 127.0.0.1 --invoke-port "$INVOKE_PORT" \
+  --env-var "FINDINGS_TABLE=$FINDINGS_TABLE,ALERTS_TOPIC_ARN=$ALERTS_TOPIC_ARN,AWS_ENDPOINT_URL=$ENDPOINT" \
+  --env-var "AWS_REGION=us-east-1,AWS_ACCESS_KEY_ID=testing,AWS_SECRET_ACCESS_KEY=testing,RUST_LOG=info" \
+  >"$LOG_DIR/watch.log" 2>&1 &
+PIDS+=($!)
+
+started=$(date +%s)
+# the first invoke builds the function (and waits for it); retry until watch listens
+for _ in $(seq 120); do
+  if "$CARGO_LAMBDA" lambda invoke log-processor --invoke-address 127.0.0.1 --invoke-port "$INVOKE_PORT" \
+       --data-file "$EVENT" >"$LOG_DIR/invoke.out" 2>"$LOG_DIR/invoke.err"; then
+    break
+  fi
+  sleep 5
+done
+echo "invoke answered after $(( $(date +%s) - started )) s:"
+cat "$LOG_DIR/invoke.out" "$LOG_DIR/invoke.err"
+echo
+grep -E "cold start ready|object processed" "$LOG_DIR/watch.log" || tail -20 "$LOG_DIR/watch.log"
+echo
+"$PY" scripts/local_aws.py findings "$ENDPOINT"
