@@ -103,3 +103,14 @@ impl Ports {
 
 mod remediate;
 pub use remediate::AwsRemediator;
+
+mod audit_state;
+mod auditor;
+mod cloudtrail;
+mod s3_audit;
+pub use audit_state::DynamoDbCheckStateStore;
+pub use auditor::AuditPorts;
+pub use cloudtrail::CloudTrailSource;
+pub use s3_audit::S3AuditSource;
+mod digest_s3;
+pub use digest_s3::S3DigestSource;
