@@ -4,6 +4,7 @@
 CARGO      ?= cargo
 PYTHON     ?= python3
 VENV       ?= .venv
+LINT_VENV  ?= .venv-lint
 CHECKOV_VENV ?= .venv-checkov
 MOTO_PIN   ?= moto[server]==5.1.22
 CFNLINT_PIN ?= cfn-lint==1.58.0
@@ -13,15 +14,22 @@ CARGO_LAMBDA_PIN ?= cargo-lambda==1.9.2
 FUZZ_SECONDS ?= 60
 
 .PHONY: all build test unit lint lint-rust lint-template fmt demo bench fuzz deploy \
-        invoke-log-processor invoke-event-handler invoke-config-auditor venv checkov-venv clean-venv
+        invoke-log-processor invoke-event-handler invoke-config-auditor venv lint-venv checkov-venv clean-venv
 
 all: test
 
-## Python tools the tests and lints use, installed into .venv (never system-wide)
+## Python tools, each in its own venv (never system-wide): moto's server extra pins a
+## cfn-lint that conflicts with the one we lint with, and checkov pins its own world
 venv: $(VENV)/.installed
 $(VENV)/.installed:
 	$(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/pip install --quiet --disable-pip-version-check '$(MOTO_PIN)' '$(CFNLINT_PIN)' '$(SAM_PIN)'
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check '$(MOTO_PIN)'
+	touch $@
+
+lint-venv: $(LINT_VENV)/.installed
+$(LINT_VENV)/.installed:
+	$(PYTHON) -m venv $(LINT_VENV)
+	$(LINT_VENV)/bin/pip install --quiet --disable-pip-version-check '$(CFNLINT_PIN)' '$(SAM_PIN)'
 	touch $@
 
 checkov-venv: $(CHECKOV_VENV)/.installed
@@ -42,8 +50,8 @@ unit: venv
 	  $(CARGO) test --workspace --all-features
 	$(CARGO) run --quiet -p trailwatch-cli -- rules test
 
-lint-template: venv checkov-venv
-	PATH="$(CURDIR)/$(VENV)/bin:$(CURDIR)/$(CHECKOV_VENV)/bin:$$PATH" bash scripts/lint-template.sh
+lint-template: lint-venv checkov-venv
+	PATH="$(CURDIR)/$(LINT_VENV)/bin:$(CURDIR)/$(CHECKOV_VENV)/bin:$$PATH" bash scripts/lint-template.sh
 
 lint: lint-rust lint-template
 
@@ -77,4 +85,4 @@ fuzz:
 	bash scripts/fuzz.sh $(FUZZ_SECONDS)
 
 clean-venv:
-	rm -rf $(VENV) $(CHECKOV_VENV)
+	rm -rf $(VENV) $(LINT_VENV) $(CHECKOV_VENV)
