@@ -51,7 +51,7 @@ fn is_ws(b: u8) -> bool {
 /// end (if it ends in `buf`), the depth and the deepest depth so far. String bodies are
 /// skipped with `memchr2` (most of a CloudTrail record's bytes are inside strings), so the
 /// byte-at-a-time state machine only sees keys' quotes and punctuation.
-fn scan_structure(
+pub(crate) fn scan_structure(
     buf: &[u8],
     in_str: &mut bool,
     escaped: &mut bool,

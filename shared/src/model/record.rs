@@ -95,11 +95,20 @@ enum Key {
 /// A 128-bit membership filter over key texts: the duplicate-key check (JSON allows
 /// duplicates; the last one wins) runs a linear search only when two keys share a bit.
 fn key_bit(key: &str) -> u128 {
-    let mut h: u32 = 0x811c_9dc5;
-    for &b in key.as_bytes() {
-        h = (h ^ u32::from(b)).wrapping_mul(0x0100_0193);
-    }
-    1u128 << (h % 128)
+    // length and the bytes at both ends tell CloudTrail's keys apart; a collision only costs
+    // a linear search
+    let b = key.as_bytes();
+    let at = |i: usize| u64::from(b.get(i).copied().unwrap_or(0));
+    let h = (b.len() as u64)
+        .wrapping_mul(0x9E37_79B9_7F4A_7C15)
+        .wrapping_add(
+            at(0) << 8
+                | at(1) << 16
+                | at(b.len().wrapping_sub(1)) << 24
+                | at(b.len().wrapping_sub(2)),
+        )
+        .wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    1u128 << (h >> 57)
 }
 
 /// One CloudTrail record (an element of a log file's `Records`, or an EventBridge `detail`).
@@ -191,6 +200,75 @@ impl<'de> Visitor<'de> for TopLevel<'_> {
             });
         }
         Ok(())
+    }
+}
+
+/// Index the fields of the object at `raw[range]` without parsing it again: the record's
+/// text was validated when it was read, so only the structure is followed (string bodies
+/// skipped with memchr). `None` (the caller lets serde_json do it) when a key holds escapes
+/// or the text is not an object.
+fn split_object(raw: &str, range: Range<usize>) -> Option<Vec<TopField>> {
+    let b = raw.as_bytes().get(..range.end)?;
+    let ws = |mut i: usize| {
+        while b
+            .get(i)
+            .is_some_and(|c| matches!(c, b' ' | b'\n' | b'\r' | b'\t'))
+        {
+            i += 1;
+        }
+        i
+    };
+    let mut i = range.start;
+    if b.get(i) != Some(&b'{') {
+        return None;
+    }
+    i += 1;
+    let mut out: Vec<TopField> = Vec::new();
+    let mut seen: u128 = 0;
+    loop {
+        i = ws(i);
+        match b.get(i)? {
+            b'}' => return Some(out),
+            b',' => i = ws(i + 1),
+            _ => {}
+        }
+        if b.get(i)? != &b'"' {
+            return None;
+        }
+        let ks = i + 1;
+        let ke = ks + memchr::memchr2(b'"', b'\\', b.get(ks..)?)?;
+        if b.get(ke)? == &b'\\' {
+            return None;
+        }
+        i = ws(ke + 1);
+        if b.get(i)? != &b':' {
+            return None;
+        }
+        let vs = ws(i + 1);
+        let rest = b.get(vs..)?;
+        let len = match rest.first()? {
+            b'"' | b'{' | b'[' => {
+                let (end, _, _) =
+                    crate::ingest::scan::scan_structure(rest, &mut false, &mut false, 0, 0);
+                end?
+            }
+            _ => rest
+                .iter()
+                .position(|c| matches!(c, b',' | b'}' | b']' | b' ' | b'\n' | b'\r' | b'\t'))?,
+        };
+        let key = raw.get(ks..ke)?;
+        let bit = key_bit(key);
+        if seen & bit != 0 {
+            if let Some(p) = out.iter().position(|f| f.key_in(raw) == key) {
+                out.remove(p);
+            }
+        }
+        seen |= bit;
+        out.push(TopField {
+            key: Key::At(ks..ke),
+            node: Node::new(vs..vs + len),
+        });
+        i = vs + len;
     }
 }
 
@@ -292,6 +370,19 @@ impl Record {
 
     fn value_of<'s>(&'s self, n: &'s Node) -> &'s Value {
         n.parsed.get_or_init(|| {
+            let text = self.text_of(n);
+            // the common leaves need no parser: strings without escapes and literals
+            if let Some(inner) = text.strip_prefix('"').and_then(|t| t.strip_suffix('"')) {
+                if !inner.contains('\\') {
+                    return Value::String(inner.to_owned());
+                }
+            }
+            match text {
+                "null" => return Value::Null,
+                "true" => return Value::Bool(true),
+                "false" => return Value::Bool(false),
+                _ => {}
+            }
             // the range was produced by serde_json from this very text, so it re-parses;
             // a failure here would be a serde_json bug, and Null is the safe reading
             serde_json::from_str(self.text_of(n)).unwrap_or(Value::Null)
@@ -301,6 +392,9 @@ impl Record {
     /// The fields of an object node (empty for other values), indexed on first use.
     fn children_of<'s>(&'s self, n: &'s Node) -> &'s [TopField] {
         n.children.get_or_init(|| {
+            if let Some(fields) = split_object(&self.raw, n.value.clone()) {
+                return fields;
+            }
             let text = self.text_of(n);
             let mut out = Vec::new();
             if text.starts_with('{') {
@@ -613,6 +707,29 @@ mod tests {
         let mut out = Vec::new();
         r.values_at(&["requestParameters".into(), "name".into()], &mut out);
         assert_eq!(out, [&Value::String("main".into())]);
+    }
+
+    #[test]
+    fn nested_index_agrees_with_serde() {
+        // the first object is indexed by the structural fast path, the second (an escaped
+        // key) by serde_json
+        let fast = r#"{ "userIdentity" : { "type" : "Root" , "n":12,"abc":"x","arn":"old","arn":"arn:aws:iam::1:root", "l":[{"k":"}"}], "o":{"p":"q\"r"}, "e":{}, "last":true } }"#;
+        let slow = fast.replace("\"abc\"", "\"a\\u0062c\"");
+        for text in [fast, slow.as_str()] {
+            let r = Record::from_json(text).unwrap();
+            let v: Value = serde_json::from_str(text).unwrap();
+            for path in ["type", "n", "abc", "arn", "l", "o", "e", "last", "missing"] {
+                let mut got = Vec::new();
+                r.values_at(&["userIdentity".into(), path.into()], &mut got);
+                let mut want = Vec::new();
+                v.values_at(&["userIdentity".into(), path.into()], &mut want);
+                assert_eq!(got, want, "{path} in {text}");
+            }
+        }
+        let r = Record::from_json(fast).unwrap();
+        assert_eq!(r.str_at("userIdentity.arn"), Some("arn:aws:iam::1:root"));
+        assert_eq!(r.str_at("userIdentity.o.p"), Some("q\"r"));
+        assert_eq!(r.identity_type(), IdentityType::Root);
     }
 
     #[test]
