@@ -1,1 +1,30 @@
-fn main() {}
+//! event-handler: EventBridge CloudTrail events → findings, alerts, opt-in remediation.
+//! Wiring only; the behaviour is `trailwatch::handler::event_handler`.
+
+use lambda_runtime::{run, service_fn, LambdaEvent};
+use serde_json::Value;
+use trailwatch::handler::event_handler::{load_rules, EventHandler};
+use trailwatch::ports::aws::{AwsRemediator, Ports};
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    lambda_runtime::tracing::init_default_subscriber();
+    let cfg = trailwatch::Config::from_env()?;
+    let rules = load_rules(&cfg)?;
+    let ports = Ports::load(&cfg).await;
+    // STS + remediation clients only when a remediation is switched on
+    let remediator = AwsRemediator::load(&cfg, ports.sdk_config()).await?;
+    let handler = EventHandler {
+        cfg: &cfg,
+        rules: &rules,
+        store: &ports.store,
+        notifier: &ports.notifier,
+        remediator: remediator.as_ref(),
+    };
+    let handler = &handler;
+    run(service_fn(move |ev: LambdaEvent<Value>| async move {
+        let deadline = ev.context.deadline();
+        handler.handle(&ev.payload, Some(deadline)).await
+    }))
+    .await
+}

@@ -6,5 +6,6 @@
 //! returned in `batchItemFailures`.
 
 pub mod config_auditor;
+pub mod event_handler;
 pub mod deliver;
 pub mod log_processor;

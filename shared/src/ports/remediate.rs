@@ -1,5 +1,6 @@
 //! The [`Remediator`] port: the three write actions auto-remediation may take, and
-//! [`FindingLookup`], the read that keeps remediation idempotent under duplicate delivery.
+//! [`FindingLookup`], the read that keeps remediation idempotent under duplicate delivery
+//! (remediators implement it over the findings table, where remediations are recorded).
 //!
 //! Each action is idempotent on the AWS side (starting a trail that logs, putting an
 //! all-true public access block, deactivating an inactive key change nothing), which is
@@ -60,6 +61,15 @@ impl FindingLookup for MemFindingStore {
     }
 }
 
+impl FindingLookup for MemRemediator {
+    async fn contains(&self, finding: &Finding) -> Result<bool, PortError> {
+        match &self.ledger {
+            Some(store) => store.contains(finding).await,
+            None => Ok(false),
+        }
+    }
+}
+
 /// One call a [`MemRemediator`] received.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Call {
@@ -71,12 +81,15 @@ pub enum Call {
     DeactivateAccessKey(String, String),
 }
 
-/// Records calls in memory; can be told to fail the next calls.
+/// Records calls in memory; can be told to fail the next calls. Its [`FindingLookup`]
+/// reads the [`MemFindingStore`] attached with [`MemRemediator::with_ledger`] (the store
+/// findings are delivered to), as the AWS one reads the findings table.
 #[derive(Debug, Clone)]
 pub struct MemRemediator {
     acting_as: String,
     calls: Arc<Mutex<Vec<Call>>>,
     fail_next: Arc<Mutex<Vec<PortError>>>,
+    ledger: Option<MemFindingStore>,
 }
 
 impl MemRemediator {
@@ -86,7 +99,14 @@ impl MemRemediator {
             acting_as: acting_as.into(),
             calls: Arc::default(),
             fail_next: Arc::default(),
+            ledger: None,
         }
+    }
+
+    /// Look remediation findings up in `store` (a clone shares its contents).
+    pub fn with_ledger(mut self, store: MemFindingStore) -> Self {
+        self.ledger = Some(store);
+        self
     }
 
     /// Every successful call so far, in order.
@@ -199,5 +219,8 @@ mod tests {
         assert!(!s.contains(&f).await.unwrap());
         s.put(&f).await.unwrap();
         assert!(s.contains(&f).await.unwrap());
+        let r = MemRemediator::new("arn:aws:sts::1:assumed-role/r/f");
+        assert!(!r.contains(&f).await.unwrap());
+        assert!(r.with_ledger(s).contains(&f).await.unwrap());
     }
 }
