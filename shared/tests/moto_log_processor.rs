@@ -351,7 +351,15 @@ async fn large_and_truncated_files() {
     let compressed = gzip(&text);
     drop(text);
     env.moto.put_object(BUCKET, &big_key, compressed).await;
+    // peak RSS of the processing alone (Linux: writing 5 to clear_refs resets VmHWM);
+    // printed for the report, meaningful when this test runs alone (--test-threads=1)
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
     let out = env.invoke(s3_event(&[&big_key])).await.unwrap();
+    if let Ok(status) = std::fs::read_to_string("/proc/self/status") {
+        if let Some(hwm) = status.lines().find(|l| l.starts_with("VmHWM")) {
+            eprintln!("processing {n} records (~50 MB): peak {hwm}");
+        }
+    }
     assert_eq!(out["records"], n);
     let want = expected_ids(&env.rules, &detections);
     assert_eq!(ids_of(&env.items().await), want);
