@@ -2,8 +2,9 @@
 //!
 //! Arguments and output formats only; the rules live in `trailwatch::audit::digest`.
 //! Local mode reads a directory copy of the bucket plus the digests' metadata and a
-//! `ListPublicKeys` response from files. S3 mode (`--bucket`) needs the AWS digest source,
-//! which is not wired yet, and says so.
+//! `ListPublicKeys` response from files. S3 mode (`--bucket`) reads the bucket through
+//! the S3 digest source (credentials, region and `AWS_ENDPOINT_URL` from the environment)
+//! and the keys from CloudTrail `ListPublicKeys`, unless `--public-keys` is given.
 //!
 //! Exit codes: 0 when every file is `valid`, 1 when the report is not ok, 2 on usage or
 //! I/O errors (printed to stderr; `run` returns `Ok(2)` for them so `main` need not map).
@@ -11,7 +12,7 @@
 use std::collections::BTreeMap;
 use std::io::Write as _;
 use std::num::NonZeroUsize;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{bail, Context as _};
@@ -19,8 +20,10 @@ use clap::{ArgGroup, Args, ValueEnum};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 use trailwatch::audit::digest::{
-    validate, DigestReport, LocalDigestSource, PublicKeySet, TrailArn, ValidateRequest,
+    trail_digest_regions, validate, DigestReport, DigestSource as _, LocalDigestSource,
+    PublicKeySet, TrailArn, ValidateRequest,
 };
+use trailwatch::ports::aws::S3DigestSource;
 
 /// Objects fetched and hashed at once: enough to hide S3 latency, small enough for 2 cores.
 const MAX_IN_FLIGHT: usize = 16;
@@ -106,37 +109,79 @@ pub async fn run(args: &ValidateArgs) -> anyhow::Result<ExitCode> {
 
 async fn build_report(args: &ValidateArgs) -> anyhow::Result<DigestReport> {
     let trail = TrailArn::parse(&args.trail_arn)?;
-    let Some(local) = &args.local else {
-        bail!(
-            "S3 mode not available yet: copy the bucket locally and use --local DIR \
-             --metadata FILE --public-keys FILE --bucket-name B"
-        );
-    };
+    match (&args.local, &args.bucket) {
+        (Some(local), _) => local_report(args, trail, local).await,
+        (None, Some(bucket)) => s3_report(args, trail, bucket).await,
+        (None, None) => bail!("give --local DIR (a bucket copy) or --bucket BUCKET (S3)"),
+    }
+}
+
+async fn local_report(
+    args: &ValidateArgs,
+    trail: TrailArn,
+    local: &Path,
+) -> anyhow::Result<DigestReport> {
     let (Some(metadata), Some(keys_file), Some(bucket_name)) =
         (&args.metadata, &args.public_keys, &args.bucket_name)
     else {
         bail!("--local needs --metadata, --public-keys and --bucket-name");
     };
-    let keys_body = tokio::fs::read(keys_file)
-        .await
-        .with_context(|| format!("reading public keys {}", keys_file.display()))?;
-    let keys = PublicKeySet::from_list_public_keys_json(&keys_body)
-        .with_context(|| format!("parsing public keys {}", keys_file.display()))?;
+    let keys = read_public_keys(keys_file).await?;
     let source = LocalDigestSource::open(local, metadata)
         .await
         .context("opening the local bucket copy")?;
-    let req = ValidateRequest {
-        bucket_name: bucket_name.clone(),
+    let req = request(args, trail, bucket_name);
+    validate(&source, &keys, &req)
+        .await
+        .context("validating digests")
+}
+
+/// S3 mode: objects and metadata through S3; public keys from `--public-keys` or, by
+/// default, CloudTrail `ListPublicKeys` in every region the trail's digests come from.
+async fn s3_report(
+    args: &ValidateArgs,
+    trail: TrailArn,
+    bucket: &str,
+) -> anyhow::Result<DigestReport> {
+    let source = S3DigestSource::from_env(bucket).await;
+    let keys = match &args.public_keys {
+        Some(file) => read_public_keys(file).await?,
+        None => {
+            let listed = source
+                .list_keys(None)
+                .await
+                .with_context(|| format!("listing s3://{bucket}"))?;
+            let regions = trail_digest_regions(listed.iter().map(String::as_str), &trail);
+            source
+                .list_public_keys(&regions, args.start_time)
+                .await
+                .context("CloudTrail ListPublicKeys")?
+        }
+    };
+    let req = request(args, trail, args.bucket_name.as_deref().unwrap_or(bucket));
+    validate(&source, &keys, &req)
+        .await
+        .with_context(|| format!("validating digests in s3://{bucket}"))
+}
+
+async fn read_public_keys(file: &Path) -> anyhow::Result<PublicKeySet> {
+    let body = tokio::fs::read(file)
+        .await
+        .with_context(|| format!("reading public keys {}", file.display()))?;
+    PublicKeySet::from_list_public_keys_json(&body)
+        .with_context(|| format!("parsing public keys {}", file.display()))
+}
+
+fn request(args: &ValidateArgs, trail: TrailArn, bucket_name: &str) -> ValidateRequest {
+    ValidateRequest {
+        bucket_name: bucket_name.to_owned(),
         trail,
         start_time: args.start_time,
         end_time: args.end_time,
         latest_delivery_time: args.latest_delivery_time,
         list_prefix: None,
         max_in_flight: NonZeroUsize::new(MAX_IN_FLIGHT).unwrap_or(NonZeroUsize::MIN),
-    };
-    validate(&source, &keys, &req)
-        .await
-        .context("validating digests")
+    }
 }
 
 fn write_table(out: &mut impl std::io::Write, report: &DigestReport) -> std::io::Result<()> {
@@ -220,13 +265,6 @@ mod tests {
         assert!(parse(&["--bucket", "b", "--local", "d"]).is_err());
         assert!(parse(&["--bucket", "b"]).is_ok());
         assert!(parse(&["--bucket", "b", "--latest-delivery-time", "yesterday"]).is_err());
-    }
-
-    #[tokio::test]
-    async fn s3_mode_says_it_is_not_available() {
-        let a = parse(&["--bucket", "b"]).unwrap();
-        let e = build_report(&a).await.unwrap_err();
-        assert!(e.to_string().contains("S3 mode not available yet"), "{e}");
     }
 
     #[test]

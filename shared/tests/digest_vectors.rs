@@ -4,6 +4,9 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test helpers outside #[test] fns
 
+#[cfg(feature = "aws")]
+mod support;
+
 use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
 
@@ -11,7 +14,7 @@ use serde_json::Value;
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 use trailwatch::audit::digest::{
-    validate, LocalDigestSource, PublicKeySet, TrailArn, ValidateRequest,
+    validate, DigestSource, LocalDigestSource, PublicKeySet, TrailArn, ValidateRequest,
 };
 
 fn scenarios_dir() -> PathBuf {
@@ -25,6 +28,14 @@ fn time_field(v: &Value, name: &str) -> Option<OffsetDateTime> {
 }
 
 async fn run_scenario(dir: &Path) -> Result<(), String> {
+    let source = LocalDigestSource::open(dir.join("bucket"), dir.join("metadata.json"))
+        .await
+        .unwrap();
+    check_scenario(dir, &source).await
+}
+
+/// Validates `dir`'s scenario read through `source` and compares with `expected.json`.
+async fn check_scenario<S: DigestSource>(dir: &Path, source: &S) -> Result<(), String> {
     let scenario: Value =
         serde_json::from_slice(&std::fs::read(dir.join("scenario.json")).unwrap()).unwrap();
     let expected: Value =
@@ -33,9 +44,6 @@ async fn run_scenario(dir: &Path) -> Result<(), String> {
         &std::fs::read(dir.join("public-keys.json")).unwrap(),
     )
     .unwrap();
-    let source = LocalDigestSource::open(dir.join("bucket"), dir.join("metadata.json"))
-        .await
-        .unwrap();
     let req = ValidateRequest {
         bucket_name: scenario["bucket_name"].as_str().unwrap().to_owned(),
         trail: TrailArn::parse(scenario["trail_arn"].as_str().unwrap()).unwrap(),
@@ -45,7 +53,7 @@ async fn run_scenario(dir: &Path) -> Result<(), String> {
         list_prefix: None,
         max_in_flight: NonZeroUsize::new(8).unwrap(),
     };
-    let report = validate(&source, &keys, &req)
+    let report = validate(source, &keys, &req)
         .await
         .map_err(|e| format!("validate failed: {e:?}"))?;
 
@@ -130,6 +138,96 @@ async fn digest_vector_scenarios() {
     }
     println!(
         "digest scenarios: {}/{}",
+        dirs.len() - failures.len(),
+        dirs.len()
+    );
+    assert!(
+        failures.is_empty(),
+        "failing scenarios:\n{}",
+        failures.join("\n")
+    );
+}
+
+/// The same scenarios through the S3 source: each scenario's bucket uploaded to a private
+/// moto server with its digests' user metadata (skipped when moto is not installed).
+#[cfg(feature = "aws")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn digest_vector_scenarios_through_s3() {
+    use trailwatch::audit::digest::DigestMetadata;
+    use trailwatch::ports::aws::S3DigestSource;
+
+    let root = scenarios_dir();
+    if !root.is_dir() {
+        println!(
+            "digest scenarios (s3): skipped, {} not found",
+            root.display()
+        );
+        return;
+    }
+    let Some(moto) = support::Moto::start("digest_vector_scenarios_through_s3") else {
+        return;
+    };
+    let sdk = moto.sdk_config().await;
+    let s3 = moto.s3().await;
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(&root)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_dir())
+        .collect();
+    dirs.sort();
+    let mut failures = Vec::new();
+    let mut created = std::collections::HashSet::new();
+    for dir in &dirs {
+        let scenario: Value =
+            serde_json::from_slice(&std::fs::read(dir.join("scenario.json")).unwrap()).unwrap();
+        let bucket = scenario["bucket_name"].as_str().unwrap();
+        // one moto server, one bucket name: empty it between scenarios
+        if created.insert(bucket.to_owned()) {
+            moto.create_bucket(bucket).await;
+        }
+        for key in S3DigestSource::new(&sdk, bucket)
+            .list_keys(None)
+            .await
+            .unwrap()
+        {
+            moto.delete_object(bucket, &key).await;
+        }
+        let metadata: std::collections::HashMap<String, DigestMetadata> =
+            serde_json::from_slice(&std::fs::read(dir.join("metadata.json")).unwrap()).unwrap();
+        let local = LocalDigestSource::open(dir.join("bucket"), dir.join("metadata.json"))
+            .await
+            .unwrap();
+        for key in local.list_keys(None).await.unwrap() {
+            let body = local.get_object(&key).await.unwrap().unwrap();
+            let mut put = s3
+                .put_object()
+                .bucket(bucket)
+                .key(&key)
+                .body(body.to_vec().into());
+            if let Some(m) = metadata.get(&key) {
+                for (name, value) in [
+                    ("signature", &m.signature),
+                    ("signature-algorithm", &m.signature_algorithm),
+                    (
+                        "backfill-generation-timestamp",
+                        &m.backfill_generation_timestamp,
+                    ),
+                ] {
+                    if let Some(v) = value {
+                        put = put.metadata(name, v);
+                    }
+                }
+            }
+            put.send().await.unwrap();
+        }
+        let source = S3DigestSource::new(&sdk, bucket);
+        let name = dir.file_name().unwrap().to_string_lossy().into_owned();
+        if let Err(e) = check_scenario(dir, &source).await {
+            failures.push(format!("{name}:\n  {e}"));
+        }
+    }
+    println!(
+        "digest scenarios (s3): {}/{}",
         dirs.len() - failures.len(),
         dirs.len()
     );
