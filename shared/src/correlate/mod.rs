@@ -235,7 +235,7 @@ impl Correlator {
         batch: Batch,
     ) -> Result<Vec<Finding>, CorrelateError> {
         let now = time::OffsetDateTime::now_utc().unix_timestamp();
-        let results: Vec<Option<Finding>> = stream::iter(batch.pending.into_iter())
+        let results: Vec<Option<Finding>> = stream::iter(batch.pending)
             .map(|((pi, group, bucket), pending)| async move {
                 let Some(p) = self.plans.get(pi) else {
                     return Ok(None);

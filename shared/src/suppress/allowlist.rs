@@ -118,7 +118,7 @@ impl Entry {
         };
         any(&self.rules, Some(&f.rule_id), false)
             && any(&self.principals, f.principal.as_deref(), false)
-            && (self.accounts.is_empty() || self.accounts.iter().any(|a| *a == f.account_id))
+            && (self.accounts.is_empty() || self.accounts.contains(&f.account_id))
             && (self.source_cidrs.is_empty()
                 || f.source_ip
                     .as_deref()

@@ -114,3 +114,6 @@ pub use cloudtrail::CloudTrailSource;
 pub use s3_audit::S3AuditSource;
 mod digest_s3;
 pub use digest_s3::S3DigestSource;
+
+mod state;
+pub use state::DynamoDbCorrelationState;

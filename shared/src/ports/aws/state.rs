@@ -1,0 +1,226 @@
+//! [`DynamoDbCorrelationState`]: correlation state and alert groups in the findings table.
+//!
+//! One `UpdateItem` per [`StateUpdate`]: `ADD <set> :members` (string sets deduplicate, so
+//! a redelivered event is one member), `SET <k> = if_not_exists(<k>, :v)` for first-writer
+//! scalars, `SET expires_at = :ttl`, with the condition `attribute_not_exists(<set>) OR
+//! size(<set>) < :cap` on every touched set and `ReturnValues = ALL_NEW`, so the caller
+//! learns the item's new state in the same call. A refused update returns the stored item
+//! through `ReturnValuesOnConditionCheckFailure = ALL_OLD` (a consistent `GetItem` is the
+//! fallback). Episodes are one item per group (`sk = EPISODE`) with `ep_start`/`ep_end`,
+//! claimed with the condition `attribute_not_exists(ep_end) OR ep_end < :start`. Every
+//! name goes through `ExpressionAttributeNames` (`group` is a reserved word).
+
+use super::classify::classify;
+use crate::ports::state::{CorrelationState, Episode, StateItem, StateKey, StateUpdate};
+use crate::ports::PortError;
+use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
+use std::collections::HashMap;
+
+/// Correlation state in the findings table.
+#[derive(Debug, Clone)]
+pub struct DynamoDbCorrelationState {
+    client: aws_sdk_dynamodb::Client,
+    table: String,
+}
+
+type Item = HashMap<String, AttributeValue>;
+
+fn key_of(k: &StateKey) -> Item {
+    HashMap::from([
+        ("pk".to_owned(), AttributeValue::S(k.pk.clone())),
+        ("sk".to_owned(), AttributeValue::S(k.sk.clone())),
+    ])
+}
+
+/// Sets become [`StateItem::sets`], strings and numbers [`StateItem::scalars`].
+fn state_of(item: &Item) -> StateItem {
+    let mut out = StateItem::default();
+    for (k, v) in item {
+        match v {
+            AttributeValue::Ss(members) => {
+                out.sets
+                    .insert(k.clone(), members.iter().cloned().collect());
+            }
+            AttributeValue::S(s) | AttributeValue::N(s) if k != "pk" && k != "sk" => {
+                out.scalars.insert(k.clone(), s.clone());
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+fn episode_of(item: &Item) -> Option<Episode> {
+    let n = |k: &str| item.get(k)?.as_n().ok()?.parse::<i64>().ok();
+    Some(Episode {
+        start: n("ep_start")?,
+        end: n("ep_end")?,
+    })
+}
+
+impl DynamoDbCorrelationState {
+    /// State over `table` (the findings table).
+    pub fn new(client: aws_sdk_dynamodb::Client, table: impl Into<String>) -> Self {
+        DynamoDbCorrelationState {
+            client,
+            table: table.into(),
+        }
+    }
+
+    async fn read(&self, key: &StateKey) -> Result<Option<Item>, PortError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key_of(key)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| classify("GetItem", e))?;
+        Ok(out.item)
+    }
+}
+
+impl CorrelationState for DynamoDbCorrelationState {
+    async fn add(&self, u: &StateUpdate) -> Result<StateItem, PortError> {
+        let mut names: HashMap<String, String> = HashMap::new();
+        let mut values: HashMap<String, AttributeValue> = HashMap::new();
+        let mut adds = Vec::new();
+        let mut sets = vec!["#ttl = :ttl".to_owned()];
+        let mut conds = Vec::new();
+        names.insert("#ttl".into(), "expires_at".into());
+        values.insert(":ttl".into(), AttributeValue::N(u.expires_at.to_string()));
+        for (i, (set, members)) in u.add.iter().enumerate() {
+            if members.is_empty() {
+                continue;
+            }
+            names.insert(format!("#s{i}"), set.clone());
+            values.insert(
+                format!(":s{i}"),
+                AttributeValue::Ss(members.iter().cloned().collect()),
+            );
+            adds.push(format!("#s{i} :s{i}"));
+            conds.push(format!(
+                "(attribute_not_exists(#s{i}) OR size(#s{i}) < :cap)"
+            ));
+        }
+        for (i, (k, v)) in u.set_if_absent.iter().enumerate() {
+            names.insert(format!("#f{i}"), k.clone());
+            values.insert(format!(":f{i}"), AttributeValue::S(v.clone()));
+            sets.push(format!("#f{i} = if_not_exists(#f{i}, :f{i})"));
+        }
+        for (i, (k, v)) in u.set.iter().enumerate() {
+            names.insert(format!("#w{i}"), k.clone());
+            values.insert(format!(":w{i}"), AttributeValue::S(v.clone()));
+            sets.push(format!("#w{i} = :w{i}"));
+        }
+        let mut expr = format!("SET {}", sets.join(", "));
+        if !adds.is_empty() {
+            expr.push_str(&format!(" ADD {}", adds.join(", ")));
+        }
+        let mut req = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key_of(&u.key)))
+            .update_expression(expr)
+            .return_values(ReturnValue::AllNew)
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
+        if !conds.is_empty() {
+            values.insert(":cap".into(), AttributeValue::N(u.cap.to_string()));
+            req = req.condition_expression(conds.join(" AND "));
+        }
+        let r = req
+            .set_expression_attribute_names(Some(names))
+            .set_expression_attribute_values(Some(values))
+            .send()
+            .await;
+        match r {
+            Ok(out) => Ok(out.attributes.as_ref().map(state_of).unwrap_or_default()),
+            Err(e) => {
+                if let Some(UpdateItemError::ConditionalCheckFailedException(c)) =
+                    e.as_service_error()
+                {
+                    let old = match c.item() {
+                        Some(item) => Some(item.clone()),
+                        None => self.read(&u.key).await?,
+                    };
+                    let mut state = old.as_ref().map(state_of).unwrap_or_default();
+                    state.full = true;
+                    return Ok(state);
+                }
+                Err(classify("UpdateItem", e))
+            }
+        }
+    }
+
+    async fn get(&self, key: &StateKey) -> Result<Option<StateItem>, PortError> {
+        Ok(self.read(key).await?.as_ref().map(state_of))
+    }
+
+    async fn claim(
+        &self,
+        key: &StateKey,
+        wanted: Episode,
+        expires_at: i64,
+    ) -> Result<Episode, PortError> {
+        let r = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key_of(key)))
+            .update_expression("SET ep_start = :s, ep_end = :e, expires_at = :x")
+            .condition_expression("attribute_not_exists(ep_end) OR ep_end < :s")
+            .expression_attribute_values(":s", AttributeValue::N(wanted.start.to_string()))
+            .expression_attribute_values(":e", AttributeValue::N(wanted.end.to_string()))
+            .expression_attribute_values(":x", AttributeValue::N(expires_at.to_string()))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+            .await;
+        match r {
+            Ok(_) => Ok(wanted),
+            Err(e) => {
+                if let Some(UpdateItemError::ConditionalCheckFailedException(c)) =
+                    e.as_service_error()
+                {
+                    let held = match c.item().and_then(episode_of) {
+                        Some(ep) => Some(ep),
+                        None => self.read(key).await?.as_ref().and_then(episode_of),
+                    };
+                    return held.ok_or(PortError::Transient {
+                        op: "UpdateItem",
+                        message: "episode claim refused but no episode is stored".into(),
+                    });
+                }
+                Err(classify("UpdateItem", e))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn items_map_to_sets_and_scalars() {
+        let item: Item = HashMap::from([
+            ("pk".to_owned(), AttributeValue::S("STATE#c#g".into())),
+            ("sk".to_owned(), AttributeValue::S("0".into())),
+            (
+                "e".to_owned(),
+                AttributeValue::Ss(vec!["1|a".into(), "2|b".into()]),
+            ),
+            ("leader".to_owned(), AttributeValue::S("f1".into())),
+            ("expires_at".to_owned(), AttributeValue::N("99".into())),
+            ("ep_start".to_owned(), AttributeValue::N("10".into())),
+            ("ep_end".to_owned(), AttributeValue::N("20".into())),
+        ]);
+        let s = state_of(&item);
+        assert_eq!(s.len_of("e"), 2);
+        assert_eq!(s.scalars["leader"], "f1");
+        assert!(!s.scalars.contains_key("pk"));
+        assert_eq!(episode_of(&item), Some(Episode { start: 10, end: 20 }));
+    }
+}

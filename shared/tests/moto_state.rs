@@ -1,0 +1,197 @@
+//! Correlation state in DynamoDB (a private moto server): the port's contract (set
+//! deduplication, the cap, first-writer scalars, episode claims), a burst split across
+//! flushes out of order and duplicated giving one finding, and alert groups.
+#![cfg(feature = "aws")]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod support;
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use serde_json::json;
+use std::collections::{BTreeMap, BTreeSet};
+use support::Moto;
+use trailwatch::correlate::{Batch, Correlator};
+use trailwatch::detect::RuleSet;
+use trailwatch::model::Record;
+use trailwatch::ports::aws::DynamoDbCorrelationState;
+use trailwatch::ports::state::{CorrelationState, Episode, StateKey, StateUpdate};
+use trailwatch::suppress::group;
+
+const TABLE: &str = "findings";
+
+async fn setup(test: &str) -> Option<(Moto, DynamoDbCorrelationState)> {
+    let moto = Moto::start(test)?;
+    moto.create_findings_table(TABLE).await;
+    let state = DynamoDbCorrelationState::new(moto.dynamodb().await, TABLE);
+    Some((moto, state))
+}
+
+fn update(members: &[&str], cap: usize, first: &str) -> StateUpdate {
+    StateUpdate {
+        key: StateKey {
+            pk: "STATE#c#g".into(),
+            sk: "1795000000".into(),
+        },
+        add: BTreeMap::from([(
+            "e".to_owned(),
+            members
+                .iter()
+                .map(|m| (*m).to_owned())
+                .collect::<BTreeSet<_>>(),
+        )]),
+        set_if_absent: BTreeMap::from([("group".to_owned(), first.to_owned())]),
+        set: BTreeMap::new(),
+        cap,
+        expires_at: 4_000_000_000,
+    }
+}
+
+#[tokio::test]
+async fn dynamodb_state_follows_the_port_contract() {
+    let Some((_moto, s)) = setup("dynamodb_state_follows_the_port_contract").await else {
+        return;
+    };
+    let a = s.add(&update(&["1|a", "2|b"], 3, "first")).await.unwrap();
+    assert_eq!((a.len_of("e"), a.full), (2, false));
+    // a redelivered member counts once; `group` keeps its first value
+    let b = s.add(&update(&["2|b", "3|c"], 3, "second")).await.unwrap();
+    assert_eq!(b.len_of("e"), 3);
+    assert_eq!(b.scalars["group"], "first");
+    assert_eq!(b.scalars["expires_at"], "4000000000");
+    // the set holds the cap: refused, current item returned
+    let c = s.add(&update(&["4|d"], 3, "x")).await.unwrap();
+    assert!(c.full);
+    assert_eq!(c.len_of("e"), 3);
+    let read = s.get(&update(&[], 3, "").key).await.unwrap().unwrap();
+    assert_eq!(read.set("e").collect::<Vec<_>>(), ["1|a", "2|b", "3|c"]);
+    assert!(s
+        .get(&StateKey {
+            pk: "nope".into(),
+            sk: "0".into()
+        })
+        .await
+        .unwrap()
+        .is_none());
+
+    let k = StateKey {
+        pk: "STATE#c#g".into(),
+        sk: "EPISODE".into(),
+    };
+    let e1 = Episode {
+        start: 100,
+        end: 700,
+    };
+    assert_eq!(s.claim(&k, e1, 4_000_000_000).await.unwrap(), e1);
+    let overlapping = Episode {
+        start: 400,
+        end: 1000,
+    };
+    assert_eq!(s.claim(&k, overlapping, 4_000_000_000).await.unwrap(), e1);
+    let later = Episode {
+        start: 701,
+        end: 1301,
+    };
+    assert_eq!(s.claim(&k, later, 4_000_000_000).await.unwrap(), later);
+}
+
+fn denied(i: i64) -> Record {
+    let t = time::OffsetDateTime::from_unix_timestamp(1_794_999_600 + i * 20)
+        .unwrap()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    Record::from_value(&json!({
+        "eventVersion": "1.09", "eventID": format!("00000000-0000-4000-8000-{i:012}"),
+        "eventTime": t, "eventName": "ListBuckets", "eventSource": "s3.amazonaws.com",
+        "userIdentity": {"type": "IAMUser", "arn": "arn:aws:iam::111122223333:user/mallory",
+                         "accountId": "111122223333"},
+        "errorCode": "AccessDenied", "recipientAccountId": "111122223333",
+        "awsRegion": "us-east-1", "sourceIPAddress": "203.0.113.9", "eventType": "AwsApiCall"
+    }))
+    .unwrap()
+}
+
+#[tokio::test]
+async fn a_burst_over_three_files_out_of_order_and_duplicated_is_one_finding() {
+    let Some((moto, s)) =
+        setup("a_burst_over_three_files_out_of_order_and_duplicated_is_one_finding").await
+    else {
+        return;
+    };
+    let rules = RuleSet::bundled().unwrap();
+    let correlator = Correlator::new(&rules);
+    // 24 denied calls in 8 minutes (threshold: 20 in 10 minutes), as three files of 8
+    let files: Vec<Vec<Record>> = (0..3)
+        .map(|f| (f * 8..f * 8 + 8).map(denied).collect())
+        .collect();
+    let mut ids = BTreeSet::new();
+    let mut total = 0;
+    for f in [2usize, 0, 2, 1] {
+        let mut batch = Batch::default();
+        for r in &files[f] {
+            let mut matched = Vec::new();
+            rules.matches(r, &mut matched);
+            correlator.observe(&mut batch, r, &matched, "s3://b/k");
+        }
+        for finding in correlator.flush(&s, batch).await.unwrap() {
+            if finding.rule_id == "tw-corr-access-denied-burst" {
+                total += 1;
+                ids.insert(finding.id);
+            }
+        }
+    }
+    // fires when the last file arrives (24 distinct events), then is stable
+    assert_eq!(ids.len(), 1, "{ids:?}");
+    assert_eq!(total, 1);
+    // the state items: one bucket holding each eventID once, capped; the episode; TTLs
+    let items = moto.scan_table(TABLE).await;
+    let state: Vec<_> = items
+        .iter()
+        .filter(|i| {
+            matches!(i.get("pk"), Some(AttributeValue::S(pk)) if pk.starts_with("STATE#tw-corr-access-denied-burst#"))
+        })
+        .collect();
+    let bucket = state
+        .iter()
+        .find(|i| matches!(i.get("sk"), Some(AttributeValue::S(sk)) if sk != "EPISODE"))
+        .expect("bucket item");
+    let members = bucket.get("e").and_then(|v| v.as_ss().ok()).unwrap();
+    // the cap (20 + 16) is above 24: every distinct event is there once
+    assert_eq!(members.len(), 24);
+    assert!(bucket.get("expires_at").is_some_and(|v| v.as_n().is_ok()));
+    assert!(state
+        .iter()
+        .any(|i| matches!(i.get("sk"), Some(AttributeValue::S(sk)) if sk == "EPISODE")));
+}
+
+#[tokio::test]
+async fn alert_groups_have_one_leader_in_dynamodb() {
+    let Some((_moto, s)) = setup("alert_groups_have_one_leader_in_dynamodb").await else {
+        return;
+    };
+    let finding = |event: &str, time: &str| trailwatch::findings::Finding {
+        id: trailwatch::findings::finding_id("r", event),
+        rule_id: "r".into(),
+        title: "t".into(),
+        severity: trailwatch::findings::Severity::High,
+        tags: vec![],
+        event_id: event.into(),
+        event_name: "DeleteBucket".into(),
+        event_time: time.into(),
+        event_source: "s3.amazonaws.com".into(),
+        account_id: "111122223333".into(),
+        region: "us-east-1".into(),
+        source: "s".into(),
+        principal: Some("arn:aws:iam::111122223333:user/alice".into()),
+        source_ip: None,
+        error_code: None,
+    };
+    let a = finding("a", "2026-11-21T10:05:00Z");
+    let b = finding("b", "2026-11-21T10:01:00Z");
+    let ra = group::admit(&s, &a, Some("bucket-1"), 3600).await.unwrap();
+    let rb = group::admit(&s, &b, Some("bucket-1"), 3600).await.unwrap();
+    let ra2 = group::admit(&s, &a, Some("bucket-1"), 3600).await.unwrap();
+    assert!(ra.leader && !rb.leader && ra2.leader);
+    assert_eq!((rb.count, ra2.count), (2, 2));
+    assert_eq!(rb.first_seen, "2026-11-21T10:01:00Z");
+    assert_eq!(rb.last_seen, "2026-11-21T10:05:00Z");
+}
