@@ -78,6 +78,9 @@ pub struct Config {
     pub audit_retention_min_days: u32,
     /// `DAILY_DIGEST`: the auditor sends a daily summary of still-failing checks.
     pub daily_digest: bool,
+    /// `ALLOWLIST_FILE`: the allow-list (`suppress::AllowList`) applied before alerting;
+    /// suppressed findings are still stored. None: nothing is suppressed.
+    pub allowlist_file: Option<PathBuf>,
 }
 
 impl Config {
@@ -98,6 +101,7 @@ impl Config {
             remediation: Remediation::default(),
             audit_retention_min_days: 365,
             daily_digest: false,
+            allowlist_file: None,
         }
     }
 
@@ -184,6 +188,7 @@ impl Config {
             c.audit_retention_min_days = days;
         }
         c.daily_digest = flag("DAILY_DIGEST")?;
+        c.allowlist_file = opt("ALLOWLIST_FILE").map(PathBuf::from);
         Ok(c)
     }
 }
