@@ -38,6 +38,10 @@ done
 eval "$("$PY" scripts/local_aws.py setup "$ENDPOINT" | sed 's/^/export /')"
 echo "moto on $ENDPOINT; table $FINDINGS_TABLE; topic $ALERTS_TOPIC_ARN"
 
+# build first: `watch` builds on the first request, and that request's deadline (the
+# emulator's default timeout) would pass while compiling
+cargo build -p log-processor
+
 # `watch` runs the function with these variables; AWS_ENDPOINT_URL points every SDK client at moto
 "$CARGO_LAMBDA" lambda watch -p log-processor --invoke-address 127.0.0.1 --invoke-port "$INVOKE_PORT" \
   --env-var "FINDINGS_TABLE=$FINDINGS_TABLE,ALERTS_TOPIC_ARN=$ALERTS_TOPIC_ARN,AWS_ENDPOINT_URL=$ENDPOINT" \
@@ -47,7 +51,7 @@ PIDS+=($!)
 
 started=$(date +%s)
 # the first invoke builds the function (and waits for it); retry until watch listens
-for _ in $(seq 120); do
+for _ in $(seq 60); do
   if "$CARGO_LAMBDA" lambda invoke log-processor --invoke-address 127.0.0.1 --invoke-port "$INVOKE_PORT" \
        --data-file "$EVENT" >"$LOG_DIR/invoke.out" 2>"$LOG_DIR/invoke.err"; then
     break
