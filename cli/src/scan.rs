@@ -14,9 +14,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::Instant;
 use time::Date;
+use trailwatch::correlate::{Batch, Correlator};
 use trailwatch::findings::{Finding, Severity};
 use trailwatch::ingest::{self, ReaderOptions};
 use trailwatch::pipeline::{self, ScanReport};
+use trailwatch::ports::memory_state::MemCorrelationState;
+use trailwatch::suppress::{self, AllowList};
 
 /// Output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -51,6 +54,10 @@ pub struct ScanArgs {
     /// S3 only: skip log files dated after this day (YYYY-MM-DD, from the key).
     #[arg(long, value_name = "DATE", value_parser = inputs::parse_date)]
     pub until: Option<Date>,
+    /// Allow-list file (YAML or JSON): matching findings are marked suppressed (tag
+    /// `trailwatch.suppressed`) and counted apart in the summary.
+    #[arg(long, value_name = "FILE")]
+    pub allowlist: Option<PathBuf>,
     /// Never show a progress bar.
     #[arg(long)]
     pub no_progress: bool,
@@ -64,6 +71,14 @@ struct Totals {
     rejected: AtomicU64,
     bytes: AtomicU64,
     by_severity: [AtomicU64; 5],
+    suppressed: AtomicU64,
+}
+
+/// Correlation across every input of one scan: the same state a Lambda keeps in
+/// DynamoDB, here in memory, so a burst spread over many files is found once.
+struct Correlation {
+    correlator: Correlator,
+    state: MemCorrelationState,
 }
 
 /// Run `trailwatch scan`.
@@ -72,6 +87,26 @@ struct Totals {
 /// Usage errors (rules that do not load, paths that do not exist, S3 listing failures).
 pub fn run(args: &ScanArgs, rt: &tokio::runtime::Handle) -> anyhow::Result<ExitCode> {
     let rules = crate::rules::load_rules(args.rules.as_ref())?;
+    let allowlist = match &args.allowlist {
+        Some(p) => {
+            let list = AllowList::load(p).with_context(|| format!("allow-list {}", p.display()))?;
+            for e in list.expired(time::OffsetDateTime::now_utc()) {
+                eprintln!(
+                    "warning: allow-list entry {} expired on {}",
+                    e.id, e.expires
+                );
+            }
+            Some(list)
+        }
+        None => None,
+    };
+    let correlation = Correlation {
+        correlator: Correlator::new(&rules),
+        state: MemCorrelationState::default(),
+    };
+    for w in correlation.correlator.warnings() {
+        eprintln!("warning: {w}");
+    }
     let mut list = Vec::new();
     let mut local = Vec::new();
     let mut s3 = Vec::new();
@@ -110,15 +145,30 @@ pub fn run(args: &ScanArgs, rt: &tokio::runtime::Handle) -> anyhow::Result<ExitC
     let stdout = Mutex::new(std::io::BufWriter::new(std::io::stdout()));
     let table: Mutex<Vec<Finding>> = Mutex::new(Vec::new());
     let failures: Mutex<Vec<String>> = Mutex::new(Vec::new());
+    // finding ids are deterministic per (rule, eventID) and per correlation episode: a record
+    // in two copies of a file, or a burst re-reported as it grows, is one finding
+    let seen: Mutex<std::collections::HashSet<String>> = Mutex::new(Default::default());
     let started = Instant::now();
     let opts = ReaderOptions::default();
 
     pool.install(|| {
         list.par_iter().for_each(|input| {
             let label = input.label();
-            let emit = |f: Finding| {
+            let emit = |mut f: Finding| {
                 if f.severity < args.min_severity {
                     return;
+                }
+                if let Ok(mut seen) = seen.lock() {
+                    if !seen.insert(f.id.clone()) {
+                        return;
+                    }
+                }
+                if let Some(list) = &allowlist {
+                    // the CLI has the finding, not the record: match the user agent-free fields
+                    if suppress::mark(list, &mut f, None, time::OffsetDateTime::now_utc()).is_some()
+                    {
+                        totals.suppressed.fetch_add(1, Ordering::Relaxed);
+                    }
                 }
                 totals.by_severity[f.severity as usize].fetch_add(1, Ordering::Relaxed);
                 match args.format {
@@ -135,7 +185,16 @@ pub fn run(args: &ScanArgs, rt: &tokio::runtime::Handle) -> anyhow::Result<ExitC
                     }
                 }
             };
-            let result = scan_one(input, &label, &rules, opts, s3_source.as_ref(), rt, emit);
+            let result = scan_one(
+                input,
+                &label,
+                &rules,
+                &correlation,
+                opts,
+                s3_source.as_ref(),
+                rt,
+                emit,
+            );
             totals.files.fetch_add(1, Ordering::Relaxed);
             match result {
                 Ok(report) => {
@@ -205,7 +264,7 @@ pub fn run(args: &ScanArgs, rt: &tokio::runtime::Handle) -> anyhow::Result<ExitC
     let secs = started.elapsed().as_secs_f64();
     let records = totals.records.load(Ordering::Relaxed);
     eprintln!(
-        "scanned {} file(s), {} record(s) ({} rejected), {:.1} MB in {:.2}s; {} finding(s): {}; {} file(s) with errors",
+        "scanned {} file(s), {} record(s) ({} rejected), {:.1} MB in {:.2}s; {} finding(s): {}{}; {} file(s) with errors",
         totals.files.load(Ordering::Relaxed),
         records,
         totals.rejected.load(Ordering::Relaxed),
@@ -213,6 +272,10 @@ pub fn run(args: &ScanArgs, rt: &tokio::runtime::Handle) -> anyhow::Result<ExitC
         secs,
         counts.iter().sum::<u64>(),
         output::severity_counts(&counts),
+        match totals.suppressed.load(Ordering::Relaxed) {
+            0 => String::new(),
+            n => format!(" ({n} suppressed by the allow-list)"),
+        },
         totals.files_with_errors.load(Ordering::Relaxed),
     );
     Ok(if failures.is_empty() {
@@ -222,14 +285,16 @@ pub fn run(args: &ScanArgs, rt: &tokio::runtime::Handle) -> anyhow::Result<ExitC
     })
 }
 
+#[allow(clippy::too_many_arguments)]
 fn scan_one(
     input: &Input,
     label: &str,
     rules: &trailwatch::detect::RuleSet,
+    correlation: &Correlation,
     opts: ReaderOptions,
     s3: Option<&crate::s3::S3Inputs>,
     rt: &tokio::runtime::Handle,
-    emit: impl FnMut(Finding),
+    mut emit: impl FnMut(Finding),
 ) -> anyhow::Result<ScanReport> {
     let reader: Box<dyn std::io::Read + Send> = match input {
         Input::File(p) => Box::new(std::fs::File::open(p).with_context(|| "cannot open")?),
@@ -239,5 +304,20 @@ fn scan_one(
         }
     };
     let records = ingest::open(reader, opts).context("cannot read")?;
-    Ok(pipeline::scan(records, rules, label, emit))
+    let mut batch = Batch::default();
+    let report = pipeline::scan_observed(records, rules, label, &mut emit, |record, matched| {
+        correlation
+            .correlator
+            .observe(&mut batch, record, matched, label);
+    });
+    if !batch.is_empty() {
+        // in-memory state: flushing cannot fail transiently, and it runs on this worker
+        let found = rt
+            .block_on(correlation.correlator.flush(&correlation.state, batch))
+            .context("correlating")?;
+        for f in found {
+            emit(f);
+        }
+    }
+    Ok(report)
 }

@@ -228,3 +228,66 @@ fn demo_events_folder_scans_cleanly() {
     let text = String::from_utf8(out.stdout).unwrap();
     assert!(text.contains("tw-cloudtrail-stop-logging"));
 }
+
+fn failed_login(i: usize) -> String {
+    format!(
+        r#"{{"eventVersion":"1.08","userIdentity":{{"type":"IAMUser","arn":"arn:aws:iam::111122223333:user/u{u}","accountId":"111122223333","userName":"u{u}"}},"eventTime":"2026-11-20T12:0{m}:{s:02}Z","eventSource":"signin.amazonaws.com","eventName":"ConsoleLogin","awsRegion":"us-east-1","sourceIPAddress":"198.51.100.66","userAgent":"Mozilla/5.0","requestParameters":null,"responseElements":{{"ConsoleLogin":"Failure"}},"additionalEventData":{{"MFAUsed":"No"}},"errorMessage":"Failed authentication","eventID":"fl-{i}","eventType":"AwsConsoleSignIn","recipientAccountId":"111122223333"}}"#,
+        u = i % 3,
+        m = i % 8,
+        s = i * 3 % 60
+    )
+}
+
+#[test]
+fn a_burst_split_across_files_correlates_once_and_allowlists_apply() {
+    let dir = tempfile::tempdir().unwrap();
+    // 12 failed sign-ins from one address within 8 minutes, spread over three files (one
+    // file delivered twice): one correlation finding, not one per file
+    for (n, range) in [(0, 0..4), (1, 4..8), (2, 8..12), (3, 8..12)] {
+        let recs: Vec<String> = range.map(failed_login).collect();
+        std::fs::write(
+            dir.path().join(format!("part{n}.json")),
+            format!(r#"{{"Records":[{}]}}"#, recs.join(",")),
+        )
+        .unwrap();
+    }
+    let out = trailwatch(&[
+        "scan",
+        "--threads",
+        "1",
+        "--format",
+        "jsonl",
+        dir.path().to_str().unwrap(),
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    let burst: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains("\"rule_id\":\"tw-corr-console-login-failures-by-ip\""))
+        .collect();
+    assert_eq!(burst.len(), 1, "{text}");
+
+    let allow = dir.path().join("allow.yml");
+    std::fs::write(&allow, "entries:\n  - id: pentest\n    reason: scheduled penetration test\n    expires: 2999-01-01\n    source_cidrs: [\"198.51.100.0/24\"]\n").unwrap();
+    let out = trailwatch(&[
+        "scan",
+        "--format",
+        "jsonl",
+        "--allowlist",
+        allow.to_str().unwrap(),
+        dir.path().join("part0.json").to_str().unwrap(),
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("suppressed by the allow-list"), "{stderr}");
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        !text.is_empty() && text.lines().all(|l| l.contains("trailwatch.suppressed")),
+        "{text}"
+    );
+}
