@@ -7,9 +7,10 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use trailwatch::detect::Event;
+use trailwatch::detect::{Event, RuleSet};
 use trailwatch::ingest::{self, Item, ReaderOptions};
 use trailwatch::model::Record;
+use trailwatch::pipeline;
 
 fn corpus() -> Option<PathBuf> {
     let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/corpus");
@@ -54,6 +55,8 @@ fn every_corpus_file_parses() {
     files(&root, &mut all);
     let mut by_folder: BTreeMap<String, Tally> = BTreeMap::new();
     let mut problems = Vec::new();
+    let rules = RuleSet::bundled().unwrap();
+    let mut accounted = 0u64;
     for path in &all {
         let name = path.file_name().unwrap().to_string_lossy().to_string();
         let is_data = [".json", ".jsonl", ".log"]
@@ -95,6 +98,21 @@ fn every_corpus_file_parses() {
             }
             continue;
         }
+        // the accounting invariant over the same file through the full pipeline
+        let file = std::fs::File::open(path).unwrap();
+        let report = pipeline::scan(
+            ingest::open(file, ReaderOptions::default()).unwrap(),
+            &rules,
+            &name,
+            |_| {},
+        );
+        assert_eq!(
+            report.records_read,
+            report.records_evaluated + report.records_rejected,
+            "{}",
+            rel.display()
+        );
+        accounted += report.records_read;
         let file = std::fs::File::open(path).unwrap();
         let reader = ingest::open(file, ReaderOptions::default()).unwrap();
         for item in reader {
@@ -134,6 +152,7 @@ fn every_corpus_file_parses() {
         "corpus records parsed: {} from {} files ({} non-record elements skipped)",
         total.records, total.files, total.skipped
     );
+    println!("records accounted through the pipeline (read = evaluated + rejected): {accounted}");
     assert!(
         problems.is_empty(),
         "corpus files that do not parse:\n{}",
