@@ -13,7 +13,7 @@ CHECKOV_PIN ?= checkov==3.3.30
 CARGO_LAMBDA_PIN ?= cargo-lambda==1.9.2
 FUZZ_SECONDS ?= 60
 
-.PHONY: all build test unit lint lint-rust lint-template fmt demo bench fuzz deploy \
+.PHONY: all build test unit audit lint lint-rust lint-template fmt demo bench fuzz deploy \
         invoke-log-processor invoke-event-handler invoke-config-auditor venv lint-venv checkov-venv clean-venv
 
 all: test
@@ -39,7 +39,7 @@ $(CHECKOV_VENV)/.installed:
 	touch $@
 
 ## The whole gate: format, clippy, unit + rule + corpus + moto integration tests, template lints
-test: venv lint-rust unit lint-template
+test: venv lint-rust audit unit lint-template
 
 lint-rust:
 	$(CARGO) fmt --all -- --check
@@ -50,10 +50,14 @@ unit: venv
 	  $(CARGO) test --workspace --all-features
 	$(CARGO) run --quiet -p trailwatch-cli -- rules test
 
+## Supply chain: licences, bans (one TLS stack), sources; advisories where reachable
+audit:
+	bash scripts/audit.sh
+
 lint-template: lint-venv checkov-venv
 	PATH="$(CURDIR)/$(LINT_VENV)/bin:$(CURDIR)/$(CHECKOV_VENV)/bin:$$PATH" bash scripts/lint-template.sh
 
-lint: lint-rust lint-template
+lint: lint-rust audit lint-template
 
 fmt:
 	$(CARGO) fmt --all
