@@ -1,11 +1,16 @@
 #!/usr/bin/env python3
-"""Render BENCHMARKS.md from the measurements scripts/bench.sh collected.
+"""Collect measurements and render BENCHMARKS.md for scripts/bench.sh.
 
-Usage: report.py RESULTS_TSV OUT_MD
-RESULTS_TSV lines: key<TAB>value for metadata (key starts with '#'), or
-label<TAB>peak_rss_kb<TAB>json-measurement for runs.
+Usage:
+  report.py collect RESULTS_TSV LABEL STDOUT STDERR TIME_FILE
+      append one run: the JSON line the command printed (bench runner, Python baseline) or,
+      for `trailwatch scan`, its stderr summary with the wall time from /usr/bin/time;
+      keeps the fastest of repeated runs of a label
+  report.py render RESULTS_TSV OUT_MD
+RESULTS_TSV lines: #key<TAB>value (metadata) or label<TAB>peak_rss_kb<TAB>measurement JSON.
 """
 import json
+import re
 import sys
 
 # AWS Lambda arm64 (us-east-1, first pricing tier): per GB-second and per request.
@@ -34,6 +39,40 @@ def load(path):
     return meta, runs
 
 
+def collect(results, label, stdout, stderr, time_file):
+    wall, rss_kb = open(time_file, encoding="utf-8").read().split()[-2:]
+    lines = [l for l in open(stdout, encoding="utf-8").read().splitlines() if l.startswith("{")]
+    if label.startswith("cli"):
+        err = open(stderr, encoding="utf-8").read()
+        m = re.search(r"scanned (\d+) file\(s\), (\d+) record\(s\).*?, ([\d.]+) MB in [\d.]+s; (\d+) finding", err)
+        if not m:
+            sys.exit(f"no scan summary in {stderr}: {err[-500:]}")
+        threads = int(label.rsplit("-", 1)[1])
+        run = {"mode": "cli", "threads": threads, "files": int(m[1]), "records": int(m[2]),
+               "bytes": int(float(m[3]) * 1e6), "findings": int(m[4]), "secs": float(wall)}
+    else:
+        if not lines:
+            sys.exit(f"no measurement printed for {label}")
+        run = json.loads(lines[-1])
+    keep = []
+    try:
+        with open(results, encoding="utf-8") as f:
+            keep = f.read().splitlines()
+    except FileNotFoundError:
+        pass
+    for i, line in enumerate(keep):
+        parts = line.split("\t", 2)
+        if parts[0] == label:
+            old = json.loads(parts[2])
+            if old["secs"] <= run["secs"]:
+                return
+            del keep[i]
+            break
+    keep.append(f"{label}\t{rss_kb}\t{json.dumps(run)}")
+    with open(results, "w", encoding="utf-8") as f:
+        f.write("\n".join(keep) + "\n")
+
+
 def rate(m):
     return m["records"] / m["secs"], m["bytes"] / m["secs"] / 1e6
 
@@ -43,7 +82,14 @@ def fmt_int(x):
 
 
 def main():
-    meta, runs = load(sys.argv[1])
+    if sys.argv[1] == "collect":
+        collect(*sys.argv[2:7])
+        return
+    render(sys.argv[2], sys.argv[3])
+
+
+def render(results, md):
+    meta, runs = load(results)
     out = []
     w = out.append
     w("# Benchmarks")
@@ -148,8 +194,8 @@ def main():
         w("docs/performance.md), so a 16-core instance needs roughly an eighth of that, network permitting")
         w("(2 TB of JSON is ~150–200 GB of gzip to download).")
         w("")
-    with open(sys.argv[2], "w", encoding="utf-8") as f:
-        f.write("\n".join(out))
+    with open(md, "w", encoding="utf-8") as f:
+        f.write("\n".join(out) + "\n")
 
 
 if __name__ == "__main__":

@@ -28,6 +28,36 @@ if [ "${SKIP_BUILD:-0}" != 1 ]; then
 fi
 
 mkdir -p "$OUT"
+
+# `scripts/bench.sh scale`: the manual scaling run of docs/performance.md (not part of make
+# bench or make test): a >= 5 GB folder of log files scanned with 1, 2, ... all cores.
+if [ "${1:-}" = scale ]; then
+    SCALE_MB=${SCALE_MB:-5200}
+    echo "bench: scaling corpus (${SCALE_MB} MB)" >&2
+    "$B" gen "$OUT/scale" --mb "$SCALE_MB" --seed 99
+    echo "| threads | wall | records/s | MB/s (JSON) | peak RSS | speed-up |"
+    echo "| ---: | ---: | ---: | ---: | ---: | ---: |"
+    base=""
+    threads=1
+    while [ "$threads" -le "$(nproc)" ]; do
+        /usr/bin/time -f '%e %M' -o "$OUT/scale.time" "$T" scan --threads "$threads" --format jsonl \
+            --no-progress "$OUT/scale" > /dev/null 2> "$OUT/scale.err"
+        read -r wall rss < <(tail -1 "$OUT/scale.time")
+        summary=$(grep '^scanned' "$OUT/scale.err")
+        base=${base:-$wall}
+        "$PYTHON" - "$threads" "$wall" "$rss" "$base" "$summary" <<'PY'
+import re, sys
+t, wall, rss, base, summary = sys.argv[1], float(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4]), sys.argv[5]
+m = re.search(r"(\d+) record\(s\).*?, ([\d.]+) MB in", summary)
+recs, mb = int(m[1]), float(m[2])
+print(f"| {t} | {wall:.1f} s | {recs / wall:,.0f} | {mb / wall:,.0f} | {rss / 1024:.1f} MB | {base / wall:.2f}x |")
+PY
+        threads=$((threads * 2))
+    done
+    echo "load: $(uptime)"
+    exit 0
+fi
+
 echo "bench: corpus (${CORPUS_MB} MB in 1k-5k-record files, one ${LARGE_MB} MB file)" >&2
 main_totals=$("$B" gen "$OUT/main" --mb "$CORPUS_MB")
 large_totals=$("$B" gen "$OUT/large" --mb "$LARGE_MB" --single)
@@ -81,3 +111,4 @@ REPEAT=1 measure pipeline-large-1 "$B" run --mode pipeline --threads 1 "$OUT/lar
 meta load_after "$(uptime | sed 's/.*load average: /load average /')"
 "$PYTHON" bench/report.py render "$RESULTS" BENCHMARKS.md
 echo "bench: wrote BENCHMARKS.md" >&2
+sed -n '/^| stage/,/^$/p; /^## Targets/,/^## Lambda/p' BENCHMARKS.md | grep -v '^## Lambda'
