@@ -74,8 +74,8 @@ meta kernel "$(uname -sr)"
 meta rustc "$(rustc -V)"
 meta python "$("$PYTHON" -V 2>&1)"
 meta load_before "$(uptime | sed 's/.*load average: /load average /')"
-meta corpus "$("$PYTHON" -c 'import json,sys; t=json.loads(sys.argv[1]); print(f"{t['files']} gzip files, {t['records']:,} records, {t['bytes']/1e6:,.0f} MB JSON ({t['bytes']/t['records']:,.0f} B/record), {t['gz_bytes']/1e6:,.0f} MB gzip")' "$main_totals")"
-meta large "$("$PYTHON" -c 'import json,sys; t=json.loads(sys.argv[1]); print(f"{t['records']:,} records, {t['bytes']/1e6:,.0f} MB JSON, {t['gz_bytes']/1e6:,.0f} MB gzip")' "$large_totals")"
+meta corpus "$("$PYTHON" -c 'import json,sys; t=json.loads(sys.argv[1]); print("{} gzip files, {:,} records, {:,.0f} MB JSON ({:,.0f} B/record), {:,.0f} MB gzip".format(t["files"], t["records"], t["bytes"]/1e6, t["bytes"]/t["records"], t["gz_bytes"]/1e6))' "$main_totals")"
+meta large "$("$PYTHON" -c 'import json,sys; t=json.loads(sys.argv[1]); print("{:,} records, {:,.0f} MB JSON, {:,.0f} MB gzip".format(t["records"], t["bytes"]/1e6, t["gz_bytes"]/1e6))' "$large_totals")"
 meta rules "bundled pack: $(find rules -name '*.yml' -not -path '*/tests/*' | wc -l) rule files; the baseline checks $(wc -l < "$OUT/event-names.txt") event names"
 
 tmp=$(mktemp -d)
