@@ -124,8 +124,12 @@ fn single(f: &Finding) -> Alert {
 }
 
 fn flood(group: &[&Finding]) -> Option<Alert> {
-    let first = group.iter().min_by(|a, b| a.event_time.cmp(&b.event_time))?;
-    let last = group.iter().max_by(|a, b| a.event_time.cmp(&b.event_time))?;
+    let first = group
+        .iter()
+        .min_by(|a, b| a.event_time.cmp(&b.event_time))?;
+    let last = group
+        .iter()
+        .max_by(|a, b| a.event_time.cmp(&b.event_time))?;
     let severity = group.iter().map(|f| f.severity).max()?;
     let principal = first.principal.as_deref().unwrap_or("unknown principal");
     let accounts: Vec<&str> = {
@@ -165,7 +169,8 @@ fn flood(group: &[&Finding]) -> Option<Alert> {
             group.len(), first.rule_id, principal
         ),
     });
-    let fallback = json!({"summary": true, "id": id, "rule_id": first.rule_id, "count": group.len()});
+    let fallback =
+        json!({"summary": true, "id": id, "rule_id": first.rule_id, "count": group.len()});
     Some(Alert {
         subject: subject_safe(&format!(
             "[{}] {} x {} - by {} in {}",
@@ -184,14 +189,18 @@ fn flood(group: &[&Finding]) -> Option<Alert> {
 }
 
 /// Plan the alerts for `findings` (new or not yet alerted) under `cfg`'s threshold and
-/// flood limit.
+/// flood limit. Findings suppressed by the allow-list ([`crate::suppress::is_suppressed`])
+/// are stored by the caller but never alerted: they are left out here.
 pub fn plan<'a>(cfg: &Config, findings: &[&'a Finding]) -> AlertPlan<'a> {
     // group by (rule, principal), keeping first-seen order
     let mut order: Vec<(&str, Option<&str>)> = Vec::new();
     let mut groups: HashMap<(&str, Option<&str>), Vec<&'a Finding>> = HashMap::new();
     let mut seen = std::collections::HashSet::new();
     for f in findings.iter().copied() {
-        if f.severity < cfg.min_alert_severity || !seen.insert(f.id.as_str()) {
+        if f.severity < cfg.min_alert_severity
+            || crate::suppress::is_suppressed(f)
+            || !seen.insert(f.id.as_str())
+        {
             continue;
         }
         let k = (f.rule_id.as_str(), f.principal.as_deref());
@@ -272,7 +281,10 @@ mod tests {
                 + "..."
         );
         let mut long = f.clone();
-        long.principal = Some(format!("arn:aws:sts::1:assumed-role/{}\n/é", "x".repeat(200)));
+        long.principal = Some(format!(
+            "arn:aws:sts::1:assumed-role/{}\n/é",
+            "x".repeat(200)
+        ));
         let s = subject_for(&long);
         assert_eq!(s.chars().count(), MAX_SUBJECT_CHARS);
         assert!(s.ends_with("...") && s.is_ascii() && !s.contains('\n'));
@@ -332,6 +344,18 @@ mod tests {
         // the same group always gets the same summary id
         let again = super::plan(&cfg(20), &refs);
         assert_eq!(again.alerts[1].id, summary.id);
+    }
+
+    #[test]
+    fn suppressed_findings_are_not_alerted() {
+        let alerted = finding("r1", "e1", Severity::High, "p");
+        let mut quiet = finding("r1", "e2", Severity::Critical, "p");
+        quiet.tags.push(crate::suppress::SUPPRESSED_TAG.to_owned());
+        let plan = plan(&cfg(20), &[&quiet, &alerted]);
+        assert_eq!(plan.alerts.len(), 1);
+        assert_eq!(plan.alerts[0].id, alerted.id);
+        assert_eq!(plan.covered.len(), 1);
+        assert_eq!(plan.covered[0].id, alerted.id);
     }
 
     fn plan_for(fs: &[Finding]) -> usize {
