@@ -7,11 +7,13 @@
 
 use serde_json::Value;
 use std::time::Instant;
+use trailwatch::correlate::Correlator;
 use trailwatch::detect::RuleSet;
 use trailwatch::handler::event_handler::{EventHandler, EventOutcome};
 use trailwatch::model::Record;
 use trailwatch::pipeline::Evaluator;
 use trailwatch::ports::memory::{MemFindingStore, MemNotifier};
+use trailwatch::ports::memory_state::MemCorrelationState;
 use trailwatch::ports::remediate::MemRemediator;
 
 type Res<T> = Result<T, Box<dyn std::error::Error>>;
@@ -63,12 +65,17 @@ async fn main() -> Res<()> {
     // the whole handler per event, with in-memory store and notifier
     let cfg = trailwatch::Config::new("findings", "arn:aws:sns:us-east-1:111122223333:alerts");
     let (store, notifier) = (MemFindingStore::default(), MemNotifier::default());
-    let h: EventHandler<'_, _, _, MemRemediator> = EventHandler {
+    let correlator = Correlator::new(&rules);
+    let state = MemCorrelationState::default();
+    let h: EventHandler<'_, _, _, MemRemediator, _> = EventHandler {
         cfg: &cfg,
         rules: &rules,
         store: &store,
         notifier: &notifier,
         remediator: None,
+        correlator: &correlator,
+        state: &state,
+        allowlist: None,
     };
     let (mut findings, start) = (0usize, Instant::now());
     for ev in &events {

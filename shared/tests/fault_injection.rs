@@ -31,12 +31,14 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use fault_proxy::{Fault, FaultProxy, Reply, Seen};
 use serde_json::{json, Value};
 use support::Moto;
+use trailwatch::correlate::Correlator;
 use trailwatch::detect::RuleSet;
 use trailwatch::handler::event_handler::EventHandler;
 use trailwatch::handler::log_processor::{Invocation, LogProcessor, RetryError};
 use trailwatch::model::Record;
 use trailwatch::pipeline::Evaluator;
 use trailwatch::ports::aws::{Ports, ATTEMPT_TIMEOUT, MAX_ATTEMPTS, OPERATION_TIMEOUT};
+use trailwatch::ports::memory_state::MemCorrelationState;
 use trailwatch::ports::remediate::MemRemediator;
 use trailwatch::Config;
 
@@ -177,6 +179,9 @@ impl Env {
             objects: &self.ports.objects,
             store: &self.ports.store,
             notifier: &self.ports.notifier,
+            correlator: Arc::new(Correlator::new(&self.rules)),
+            state: &MemCorrelationState::default(),
+            allowlist: None,
         }
         .handle(payload, &inv)
         .await
@@ -491,12 +496,17 @@ async fn event_handler_batch_reports_only_the_message_whose_finding_failed() {
     let victim = rb[0]["eventID"].as_str().unwrap().to_owned();
     env.proxy
         .add(Fault::dynamodb("PutItem", "ProvisionedThroughputExceededException").on_body(&victim));
+    let correlator = Correlator::new(&env.rules);
+    let state = MemCorrelationState::default();
     let handler = EventHandler {
         cfg: &env.cfg,
         rules: &env.rules,
         store: &env.ports.store,
         notifier: &env.ports.notifier,
         remediator: None::<&MemRemediator>,
+        correlator: &correlator,
+        state: &state,
+        allowlist: None,
     };
     let resp = handler
         .handle(&sqs_event(&messages), None)

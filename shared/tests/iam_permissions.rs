@@ -138,15 +138,18 @@ const FUNCTIONS: &[(&str, Wires)] = &[
     (
         "log-processor",
         &[
-            // `log_processor::handle(cfg, rules, &ports, ev)` uses objects, store, notifier
-            ("log_processor", &["s3.rs", "dynamodb.rs", "sns.rs"]),
-            ("CorrelationState", &["state.rs"]),
+            // `log_processor::handle(cfg, rules, correlator, allowlist, ports, ev)` uses
+            // objects, store, notifier and state
+            (
+                "log_processor",
+                &["s3.rs", "dynamodb.rs", "sns.rs", "state.rs"],
+            ),
         ],
     ),
     (
         "event-handler",
         &[
-            ("CorrelationState", &["state.rs"]),
+            ("ports.state", &["state.rs"]),
             ("ports.objects", &["s3.rs"]),
             ("ports.store", &["dynamodb.rs"]),
             ("ports.notifier", &["sns.rs"]),

@@ -20,12 +20,14 @@ use serde_json::{json, Value};
 use tracing::field::{Field, Visit};
 use tracing::span::{Attributes, Id, Record as SpanRecord};
 use tracing::{Event, Metadata, Subscriber};
+use trailwatch::correlate::Correlator;
 use trailwatch::detect::RuleSet;
 use trailwatch::findings::alert::MAX_BODY_BYTES;
 use trailwatch::findings::item::{item_size, to_item, MAX_ITEM_BYTES};
 use trailwatch::handler::event_handler::EventHandler;
 use trailwatch::handler::log_processor::{Invocation, LogProcessor};
 use trailwatch::ports::memory::{MemFindingStore, MemNotifier, MemObjectSource};
+use trailwatch::ports::memory_state::MemCorrelationState;
 use trailwatch::ports::remediate::MemRemediator;
 use trailwatch::ports::StoredFinding;
 use trailwatch::Config;
@@ -284,12 +286,16 @@ async fn log_processor_logs_no_secrets_or_bodies() {
     let big = json!({"Records": [records[0].clone()]}).to_string();
     objects.insert(bucket, &log_key(3), gzip(&big));
 
+    let state = MemCorrelationState::default();
     let lp = LogProcessor {
         cfg: &cfg,
         rules: rules(),
         objects: &objects,
         store: &store,
         notifier: &notifier,
+        correlator: Arc::new(Correlator::new(&rules())),
+        state: &state,
+        allowlist: None,
     };
     let keys = [log_key(1), log_key(2)];
     let out = lp
@@ -306,6 +312,9 @@ async fn log_processor_logs_no_secrets_or_bodies() {
         objects: &objects,
         store: &store,
         notifier: &notifier,
+        correlator: Arc::new(Correlator::new(&rules())),
+        state: &state,
+        allowlist: None,
     }
     .handle(s3_event(bucket, &[log_key(3)]), &inv())
     .await
@@ -362,12 +371,17 @@ async fn event_handler_logs_no_secrets_or_bodies() {
     let rules = rules();
     let store = MemFindingStore::default();
     let notifier = MemNotifier::default();
+    let correlator = Correlator::new(&rules);
+    let state = MemCorrelationState::default();
     let h = EventHandler {
         cfg: &cfg,
         rules: &rules,
         store: &store,
         notifier: &notifier,
         remediator: None::<&MemRemediator>,
+        correlator: &correlator,
+        state: &state,
+        allowlist: None,
     };
     let envelope = |i: usize, detail: Value| {
         json!({"version": "0", "id": format!("eb-hygiene-{i}"), "detail-type": "AWS API Call via CloudTrail",

@@ -11,9 +11,11 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use support::Moto;
+use trailwatch::correlate::Correlator;
 use trailwatch::detect::RuleSet;
 use trailwatch::handler::event_handler::{EventHandler, EventOutcome};
 use trailwatch::ports::aws::{AwsRemediator, Ports};
+use trailwatch::ports::memory_state::MemCorrelationState;
 use trailwatch::Config;
 
 const TABLE: &str = "findings";
@@ -54,12 +56,17 @@ impl Env {
         let remediator = AwsRemediator::load(&self.cfg, ports.sdk_config())
             .await
             .unwrap();
+        let correlator = Correlator::new(&self.rules);
+        let state = MemCorrelationState::default();
         let h = EventHandler {
             cfg: &self.cfg,
             rules: &self.rules,
             store: &ports.store,
             notifier: &ports.notifier,
             remediator: remediator.as_ref(),
+            correlator: &correlator,
+            state: &state,
+            allowlist: None,
         };
         let resp = h.handle(event, None).await.unwrap();
         assert!(resp.batch_item_failures.is_empty());

@@ -9,6 +9,7 @@ use flate2::Compression;
 use serde_json::{json, Value};
 use std::collections::{BTreeSet, HashSet};
 use std::io::Write;
+use trailwatch::correlate::Correlator;
 use trailwatch::detect::RuleSet;
 use trailwatch::findings::{Finding, Severity};
 use trailwatch::handler::deliver::deliver;
@@ -16,6 +17,7 @@ use trailwatch::handler::event_handler::{EventHandler, EventOutcome};
 use trailwatch::ingest::{self, ReaderOptions};
 use trailwatch::pipeline;
 use trailwatch::ports::memory::{MemFindingStore, MemNotifier};
+use trailwatch::ports::memory_state::MemCorrelationState;
 use trailwatch::ports::remediate::MemRemediator;
 use trailwatch::ports::StoredFinding;
 use trailwatch::Config;
@@ -245,12 +247,20 @@ async fn eventbridge_path(
     store: &MemFindingStore,
     notifier: &MemNotifier,
 ) -> Vec<Finding> {
-    let h: EventHandler<'_, _, _, MemRemediator> = EventHandler {
+    // per-record detections only: `s3_path` does not correlate (the handlers' own tests
+    // cover correlations across invocations)
+    let no_rules = RuleSet::default();
+    let correlator = Correlator::new(&no_rules);
+    let state = MemCorrelationState::default();
+    let h: EventHandler<'_, _, _, MemRemediator, _> = EventHandler {
         cfg,
         rules,
         store,
         notifier,
         remediator: None,
+        correlator: &correlator,
+        state: &state,
+        allowlist: None,
     };
     let envelopes: Vec<Value> = records()
         .iter()

@@ -3,7 +3,9 @@
 
 use lambda_runtime::{run, service_fn, LambdaEvent};
 use serde_json::Value;
+use trailwatch::correlate::Correlator;
 use trailwatch::handler::event_handler::{load_rules, EventHandler};
+use trailwatch::handler::load_allowlist;
 use trailwatch::ports::aws::{AwsRemediator, Ports};
 
 #[tokio::main]
@@ -11,6 +13,11 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     lambda_runtime::tracing::init_default_subscriber();
     let cfg = trailwatch::Config::from_env()?;
     let rules = load_rules(&cfg)?;
+    let correlator = Correlator::new(&rules);
+    for w in correlator.warnings() {
+        lambda_runtime::tracing::warn!(warning = %w, "correlation not evaluated");
+    }
+    let allowlist = load_allowlist(&cfg)?;
     let ports = Ports::load(&cfg).await;
     // STS + remediation clients only when a remediation is switched on
     let remediator = AwsRemediator::load(&cfg, ports.sdk_config()).await?;
@@ -20,6 +27,9 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         store: &ports.store,
         notifier: &ports.notifier,
         remediator: remediator.as_ref(),
+        correlator: &correlator,
+        state: &ports.state,
+        allowlist: allowlist.as_ref(),
     };
     let handler = &handler;
     run(service_fn(move |ev: LambdaEvent<Value>| async move {

@@ -12,8 +12,15 @@
 //! object, a body that is not JSON) → one `error!` naming the event, the `BadEvents`
 //! metric, `Ok`. Events that are not CloudTrail records (another detail-type) → `warn!`,
 //! `Ok`. This module never logs `requestParameters`/`responseElements` or bodies.
+//!
+//! Correlations: each record's matched rules are observed and flushed at once
+//! ([`correlate::observe`]); a retryable state failure is an `Err` (the redelivery repeats
+//! idempotent updates and yields the same deterministic finding ids), a permanent one is
+//! logged and counted. Every finding goes through the allow-list ([`suppress::mark`])
+//! before delivery: suppressed findings are stored, never alerted.
 
 use crate::config::Config;
+use crate::correlate::{self, CorrelateError, Correlator};
 use crate::detect::RuleSet;
 use crate::findings::Finding;
 use crate::handler::deliver::deliver;
@@ -21,8 +28,10 @@ use crate::metrics::{self, Unit};
 use crate::model::{classify_detail_type, DetailType, Record};
 use crate::pipeline::Evaluator;
 use crate::ports::remediate::{FindingLookup, Remediator};
+use crate::ports::state::CorrelationState;
 use crate::ports::{FindingStore, Notifier, PortError, StoredFinding};
 use crate::remediate::{remediate, Applied, RemediateError};
+use crate::suppress::{self, AllowList};
 use futures::StreamExt;
 use serde::Serialize;
 use serde_json::Value;
@@ -35,7 +44,7 @@ pub const SOURCE: &str = "eventbridge";
 const FUNCTION: &str = "event-handler";
 
 /// Everything one invocation needs, built once per cold start and borrowed.
-pub struct EventHandler<'a, S, N, R> {
+pub struct EventHandler<'a, S, N, R, C> {
     /// Configuration.
     pub cfg: &'a Config,
     /// The rule pack, loaded once.
@@ -47,6 +56,12 @@ pub struct EventHandler<'a, S, N, R> {
     /// The remediator, present only when some remediation is switched on; its
     /// [`FindingLookup`] reads the findings table `store` writes to.
     pub remediator: Option<&'a R>,
+    /// The correlations of `rules`, prepared once.
+    pub correlator: &'a Correlator,
+    /// Where correlation state lives.
+    pub state: &'a C,
+    /// The allow-list, when `ALLOWLIST_FILE` is set.
+    pub allowlist: Option<&'a AllowList>,
 }
 
 /// Why an event could not be handled.
@@ -72,6 +87,15 @@ pub enum EventHandlerError {
         #[source]
         source: RemediateError,
     },
+    /// Updating the correlation state failed.
+    #[error("event {event_id}: correlation state")]
+    Correlate {
+        /// The record's `eventID`.
+        event_id: String,
+        /// What failed.
+        #[source]
+        source: CorrelateError,
+    },
 }
 
 impl EventHandlerError {
@@ -80,6 +104,7 @@ impl EventHandlerError {
         match self {
             Self::Deliver { source, .. } => source.is_retryable(),
             Self::Remediate { source, .. } => source.is_retryable(),
+            Self::Correlate { source, .. } => source.is_retryable(),
         }
     }
 }
@@ -92,6 +117,7 @@ impl From<EventHandlerError> for lambda_runtime::Diagnostic {
         let error_type = match &e {
             EventHandlerError::Deliver { .. } => "Retryable.Deliver",
             EventHandlerError::Remediate { .. } => "Retryable.Remediate",
+            EventHandlerError::Correlate { .. } => "Retryable.Correlate",
         };
         lambda_runtime::Diagnostic {
             error_type: error_type.into(),
@@ -200,11 +226,12 @@ fn is_sqs_batch(payload: &Value) -> bool {
         })
 }
 
-impl<S, N, R> EventHandler<'_, S, N, R>
+impl<S, N, R, C> EventHandler<'_, S, N, R, C>
 where
     S: FindingStore,
     N: Notifier,
     R: Remediator + FindingLookup,
+    C: CorrelationState,
 {
     /// Handle one invocation: a single EventBridge event or an SQS batch of them.
     /// `deadline` is the Lambda deadline; batch messages not started `deadline_margin_ms`
@@ -330,8 +357,26 @@ where
         };
         let event_id = record.event_id_or_digest();
         let mut findings = Vec::new();
-        Evaluator::new(self.rules).evaluate(&record, SOURCE, &mut findings);
+        let mut eval = Evaluator::new(self.rules);
+        eval.evaluate(&record, SOURCE, &mut findings);
         let detections = findings.len();
+        if !eval.matched().is_empty() {
+            match correlate::observe(self.state, self.correlator, &record, eval.matched(), SOURCE)
+                .await
+            {
+                Ok(found) => findings.extend(found),
+                Err(source) if source.is_retryable() => {
+                    return Err(EventHandlerError::Correlate { event_id, source });
+                }
+                Err(e) => {
+                    tracing::error!(event_id, error = %chain(&e), "correlation state update failed permanently; correlations of this event skipped");
+                    metrics::emit(
+                        &[("Function", FUNCTION)],
+                        &[("CorrelationErrors", 1.0, Unit::Count)],
+                    );
+                }
+            }
+        }
 
         let mut pending = None;
         let mut remediated = false;
@@ -345,6 +390,14 @@ where
                 // deliver the detections first: they are worth alerting even if the
                 // remediation has to be retried
                 Err(e) => pending = Some(e),
+            }
+        }
+        if let Some(list) = self.allowlist {
+            let now = time::OffsetDateTime::now_utc();
+            for f in &mut findings {
+                if let Some(entry) = suppress::mark(list, f, record.str_field("userAgent"), now) {
+                    tracing::info!(event_id, rule_id = %f.rule_id, entry = %entry.id, "finding suppressed by the allow-list");
+                }
             }
         }
         if !findings.is_empty() {
@@ -396,7 +449,8 @@ fn settle(
         Err(e) if !e.is_retryable() => {
             let event_id = match &e {
                 EventHandlerError::Deliver { event_id, .. }
-                | EventHandlerError::Remediate { event_id, .. } => event_id.clone(),
+                | EventHandlerError::Remediate { event_id, .. }
+                | EventHandlerError::Correlate { event_id, .. } => event_id.clone(),
             };
             tracing::error!(event_id, error = %chain(&e), "permanent failure, not retried");
             Ok(EventOutcome::Failed {
@@ -466,6 +520,7 @@ fn emit_metrics(resp: &Response) {
 mod tests {
     use super::*;
     use crate::ports::memory::{MemFindingStore, MemNotifier};
+    use crate::ports::memory_state::MemCorrelationState;
     use crate::ports::remediate::{Call, MemRemediator};
     use serde_json::json;
     use std::path::PathBuf;
@@ -492,6 +547,9 @@ mod tests {
         store: MemFindingStore,
         notifier: MemNotifier,
         remediator: Option<MemRemediator>,
+        correlator: Correlator,
+        state: MemCorrelationState,
+        allowlist: Option<AllowList>,
     }
 
     impl World {
@@ -504,16 +562,25 @@ mod tests {
                 store,
                 notifier: MemNotifier::default(),
                 remediator,
+                correlator: Correlator::new(rules()),
+                state: MemCorrelationState::default(),
+                allowlist: None,
             }
         }
 
-        fn handler(&self) -> EventHandler<'_, MemFindingStore, MemNotifier, MemRemediator> {
+        fn handler(
+            &self,
+        ) -> EventHandler<'_, MemFindingStore, MemNotifier, MemRemediator, MemCorrelationState>
+        {
             EventHandler {
                 cfg: &self.cfg,
                 rules: rules(),
                 store: &self.store,
                 notifier: &self.notifier,
                 remediator: self.remediator.as_ref(),
+                correlator: &self.correlator,
+                state: &self.state,
+                allowlist: self.allowlist.as_ref(),
             }
         }
     }
@@ -837,5 +904,125 @@ mod tests {
             note.title,
             "Auto-remediation (dry run): would restart logging on trail trailwatch-trail"
         );
+    }
+
+    const BY_IP: &str = "tw-corr-console-login-failures-by-ip";
+
+    fn failed_login(i: usize) -> Value {
+        json!({"version": "0", "id": format!("eb-login-{i}"),
+            "detail-type": "AWS Console Sign In via CloudTrail", "source": "aws.signin",
+            "account": "111122223333", "region": "us-east-1",
+            "detail": {
+                "eventVersion": "1.10", "eventTime": format!("2026-11-23T10:02:{:02}Z", i * 3),
+                "eventSource": "signin.amazonaws.com", "eventName": "ConsoleLogin",
+                "awsRegion": "us-east-1", "sourceIPAddress": "198.51.100.23",
+                "userAgent": "Mozilla/5.0",
+                "userIdentity": {"type": "IAMUser", "userName": format!("user{}", i % 2),
+                                 "accountId": "111122223333"},
+                "responseElements": {"ConsoleLogin": "Failure"},
+                "eventID": format!("login-{i}"), "eventType": "AwsConsoleSignIn",
+                "recipientAccountId": "111122223333"}})
+    }
+
+    fn sqs(events: &[Value]) -> Value {
+        let recs: Vec<Value> = events
+            .iter()
+            .enumerate()
+            .map(|(i, e)| json!({"messageId": format!("m{i}"), "eventSource": "aws:sqs", "body": e.to_string()}))
+            .collect();
+        json!({ "Records": recs })
+    }
+
+    #[tokio::test]
+    async fn a_burst_across_invocations_yields_one_correlation_finding_and_one_alert() {
+        let mut c = cfg();
+        c.min_alert_severity = crate::findings::Severity::Low;
+        let w = World::new(c);
+        let logins: Vec<Value> = (0..12).map(failed_login).collect();
+        // three SQS batches, the second delivered twice
+        for batch in [&logins[..5], &logins[5..9], &logins[5..9], &logins[9..]] {
+            let resp = w.handler().handle(&sqs(batch), None).await.unwrap();
+            assert!(resp.batch_item_failures.is_empty(), "{resp:?}");
+        }
+        let stored: Vec<Finding> = w
+            .store
+            .findings()
+            .into_iter()
+            .filter(|f| f.rule_id == BY_IP)
+            .collect();
+        assert_eq!(stored.len(), 1, "{stored:?}");
+        let alerts = w.notifier.sent();
+        assert_eq!(
+            alerts.iter().filter(|a| a.rule_id == BY_IP).count(),
+            1,
+            "{alerts:?}"
+        );
+        assert!(w.store.is_alerted(&stored[0].id));
+        // one event at a time gives the same single finding
+        let w2 = World::new(w.cfg.clone());
+        for e in logins.iter().chain(&logins[3..6]) {
+            w2.handler().handle(e, None).await.unwrap();
+        }
+        let again: Vec<Finding> = w2
+            .store
+            .findings()
+            .into_iter()
+            .filter(|f| f.rule_id == BY_IP)
+            .collect();
+        assert_eq!(again.len(), 1);
+        assert_eq!(again[0].id, stored[0].id);
+    }
+
+    #[tokio::test]
+    async fn a_retryable_state_failure_is_an_error() {
+        let w = World::new(cfg());
+        w.state.fail_next(vec![PortError::Transient {
+            op: "UpdateItem",
+            message: "throttled".into(),
+        }]);
+        let err = w
+            .handler()
+            .handle(&failed_login(0), None)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, EventHandlerError::Correlate { .. }), "{err}");
+        assert!(err.is_retryable());
+        // the redelivery succeeds
+        w.handler().handle(&failed_login(0), None).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn allow_listed_findings_are_stored_but_not_alerted() {
+        let mut w = World::new(cfg());
+        w.allowlist = Some(
+            AllowList::parse(
+                "allow.yml",
+                "entries:\n  - id: trail-maintenance\n    reason: planned trail change\n    expires: 2099-12-31\n    rules: ['tw-cloudtrail-stop-logging']\n",
+            )
+            .unwrap(),
+        );
+        let resp = w
+            .handler()
+            .handle(&sample("event-handler-api-call.json"), None)
+            .await
+            .unwrap();
+        assert!(rule_ids(&resp.outcomes[0]).contains(&"tw-cloudtrail-stop-logging"));
+        let stop: Vec<Finding> = w
+            .store
+            .findings()
+            .into_iter()
+            .filter(|f| f.rule_id == "tw-cloudtrail-stop-logging")
+            .collect();
+        assert_eq!(stop.len(), 1);
+        assert!(suppress::is_suppressed(&stop[0]));
+        assert!(stop[0]
+            .tags
+            .iter()
+            .any(|t| t == "trailwatch.allowlist:trail-maintenance"));
+        assert!(w
+            .notifier
+            .sent()
+            .iter()
+            .all(|a| a.rule_id != "tw-cloudtrail-stop-logging"));
     }
 }

@@ -13,8 +13,17 @@
 //! (S3 body → `SyncIoBridge` → gunzip → one record at a time) on the blocking pool, so
 //! memory stays bounded by the largest record plus the findings' record copies. Logs carry
 //! the request id, bucket, key and counts, never record contents.
+//!
+//! Correlations: every record that matched a rule (building blocks included) is observed
+//! by the [`Correlator`] during the scan; after the scan the object's batch is flushed to
+//! the correlation state, and the correlation findings are delivered with the detections.
+//! A retryable state failure retries the object (updates are idempotent, finding ids are
+//! deterministic); a permanent one is logged and counted. Before delivery every finding is
+//! checked against the allow-list ([`suppress::mark`]): suppressed findings are stored,
+//! never alerted.
 
 use super::deliver::deliver;
+use crate::correlate::{Batch, Correlator};
 use crate::detect::RuleSet;
 use crate::findings::Finding;
 use crate::ingest::{self, Item, ReaderOptions, StreamError};
@@ -22,7 +31,9 @@ use crate::metrics::{self, Unit};
 use crate::model::s3key::KeyDecodeError;
 use crate::model::{decode_notification_key, S3Key};
 use crate::pipeline::Evaluator;
+use crate::ports::state::CorrelationState;
 use crate::ports::{FindingStore, Notifier, ObjectSource, PortError, StoredFinding};
+use crate::suppress::{self, AllowList};
 use crate::Config;
 use futures::stream::{self, StreamExt};
 use serde_json::{json, Value};
@@ -281,12 +292,15 @@ struct Scanned {
     found: Vec<(Finding, String)>,
     /// Damage that ended the stream.
     damage: Option<String>,
+    /// What the records contribute to correlations (flushed after the scan).
+    batch: Batch,
 }
 
 /// Read every record of `input`, keeping findings with their record text.
 fn scan_object(
     input: impl Read + Send + 'static,
     rules: &RuleSet,
+    correlator: &Correlator,
     opts: ReaderOptions,
     bucket: &str,
     key: &str,
@@ -296,6 +310,7 @@ fn scan_object(
         stats: ObjectStats::default(),
         found: Vec::new(),
         damage: None,
+        batch: Batch::default(),
     };
     let mut reader = match ingest::open(input, opts) {
         Ok(r) => r,
@@ -314,6 +329,9 @@ fn scan_object(
                 out.stats.records_evaluated += 1;
                 batch.clear();
                 eval.evaluate(&record, &source, &mut batch);
+                if !eval.matched().is_empty() {
+                    correlator.observe(&mut out.batch, &record, eval.matched(), &source);
+                }
                 for f in batch.drain(..) {
                     out.stats.findings += 1;
                     out.found.push((f, record.as_json().to_owned()));
@@ -343,7 +361,7 @@ fn describe(e: &StreamError) -> String {
 }
 
 /// The log-processor over any ports (AWS in Lambda, in-memory in tests).
-pub struct LogProcessor<'a, O, S, N> {
+pub struct LogProcessor<'a, O, S, N, C> {
     /// Configuration.
     pub cfg: &'a Config,
     /// The rules, shared with the blocking scan tasks.
@@ -354,9 +372,17 @@ pub struct LogProcessor<'a, O, S, N> {
     pub store: &'a S,
     /// Where alerts go.
     pub notifier: &'a N,
+    /// The correlations of `rules`, prepared once and shared with the scan tasks.
+    pub correlator: Arc<Correlator>,
+    /// Where correlation state lives.
+    pub state: &'a C,
+    /// The allow-list, when `ALLOWLIST_FILE` is set.
+    pub allowlist: Option<&'a AllowList>,
 }
 
-impl<O: ObjectSource, S: FindingStore, N: Notifier> LogProcessor<'_, O, S, N> {
+impl<O: ObjectSource, S: FindingStore, N: Notifier, C: CorrelationState>
+    LogProcessor<'_, O, S, N, C>
+{
     fn has_time(&self, inv: &Invocation) -> bool {
         let Some(deadline) = inv.deadline else {
             return true;
@@ -491,21 +517,54 @@ impl<O: ObjectSource, S: FindingStore, N: Notifier> LogProcessor<'_, O, S, N> {
             failed: failed.clone(),
         };
         let rules = self.rules.clone();
+        let correlator = self.correlator.clone();
         let opts = ReaderOptions {
             max_record_bytes: self.cfg.max_record_bytes,
         };
         let (b, k) = (bucket.to_owned(), key.to_owned());
-        let scanned =
-            match tokio::task::spawn_blocking(move || scan_object(input, &rules, opts, &b, &k))
-                .await
-            {
-                Ok(s) => s,
-                Err(e) => {
-                    tracing::error!(request_id, bucket, key, error = %e, "scan task failed");
-                    return Outcome::Retry(format!("scan task failed: {e}"));
-                }
-            };
+        let mut scanned = match tokio::task::spawn_blocking(move || {
+            scan_object(input, &rules, &correlator, opts, &b, &k)
+        })
+        .await
+        {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::error!(request_id, bucket, key, error = %e, "scan task failed");
+                return Outcome::Retry(format!("scan task failed: {e}"));
+            }
+        };
         let download_failed = failed.load(Ordering::Relaxed);
+        // a partial batch is flushed too: the updates are idempotent, the retry adds the rest
+        let mut correlated = Vec::new();
+        let mut correlate_retry = None;
+        let batch = std::mem::take(&mut scanned.batch);
+        if !batch.is_empty() {
+            match self.correlator.flush(self.state, batch).await {
+                Ok(found) => correlated = found,
+                Err(e) if e.is_retryable() => {
+                    tracing::warn!(request_id, bucket, key, error = %e, "correlation state update failed; will retry");
+                    correlate_retry = Some(e.to_string());
+                }
+                Err(e) => {
+                    tracing::error!(request_id, bucket, key, error = %e, "correlation state update failed permanently; correlations of this object skipped");
+                    metrics::emit(
+                        &[("Function", "log-processor")],
+                        &[("CorrelationErrors", 1.0, Unit::Count)],
+                    );
+                }
+            }
+        }
+        let mut suppressed = 0u64;
+        if let Some(list) = self.allowlist {
+            let now = time::OffsetDateTime::now_utc();
+            for (f, json) in &mut scanned.found {
+                let ua = suppress::user_agent_of(json);
+                suppressed += u64::from(suppress::mark(list, f, ua.as_deref(), now).is_some());
+            }
+            for f in &mut correlated {
+                suppressed += u64::from(suppress::mark(list, f, None, now).is_some());
+            }
+        }
         let stored: Vec<StoredFinding<'_>> = scanned
             .found
             .iter()
@@ -514,6 +573,11 @@ impl<O: ObjectSource, S: FindingStore, N: Notifier> LogProcessor<'_, O, S, N> {
                 record_json: Some(json),
                 object_key: Some(key),
             })
+            .chain(correlated.iter().map(|f| StoredFinding {
+                finding: f,
+                record_json: None,
+                object_key: None,
+            }))
             .collect();
         // deliver what was found even if the download broke: the retry finds them stored
         let delivered = deliver(self.cfg, self.store, self.notifier, &stored).await;
@@ -527,6 +591,8 @@ impl<O: ObjectSource, S: FindingStore, N: Notifier> LogProcessor<'_, O, S, N> {
             evaluated = s.records_evaluated,
             rejected = s.records_rejected,
             findings = s.findings,
+            correlations = correlated.len(),
+            suppressed,
             duration_ms,
             "object processed"
         );
@@ -538,6 +604,8 @@ impl<O: ObjectSource, S: FindingStore, N: Notifier> LogProcessor<'_, O, S, N> {
                 ("Findings", s.findings as f64, Unit::Count),
                 ("ParseErrors", parse_errors as f64, Unit::Count),
                 ("RecordsRejected", s.records_rejected as f64, Unit::Count),
+                ("CorrelationFindings", correlated.len() as f64, Unit::Count),
+                ("SuppressedFindings", suppressed as f64, Unit::Count),
             ],
         );
         if download_failed {
@@ -549,6 +617,9 @@ impl<O: ObjectSource, S: FindingStore, N: Notifier> LogProcessor<'_, O, S, N> {
         }
         if let Some(damage) = &scanned.damage {
             tracing::error!(request_id, bucket, key, records_read = s.records_read, error = %damage, "log object damaged; records before the damage were evaluated");
+        }
+        if let Some(why) = correlate_retry {
+            return Outcome::Retry(why);
         }
         match delivered {
             Ok(_) => Outcome::Done(scanned.stats),
@@ -601,6 +672,8 @@ pub fn load_rules(cfg: &Config) -> Result<Arc<RuleSet>, RulesError> {
 pub async fn handle(
     cfg: &Config,
     rules: &Arc<RuleSet>,
+    correlator: &Arc<Correlator>,
+    allowlist: Option<&AllowList>,
     ports: &crate::ports::aws::Ports,
     event: lambda_runtime::LambdaEvent<Value>,
 ) -> Result<Value, RetryError> {
@@ -614,6 +687,9 @@ pub async fn handle(
         objects: &ports.objects,
         store: &ports.store,
         notifier: &ports.notifier,
+        correlator: correlator.clone(),
+        state: &ports.state,
+        allowlist,
     }
     .handle(event.payload, &inv)
     .await

@@ -1,5 +1,6 @@
 use super::*;
 use crate::ports::memory::{MemFindingStore, MemNotifier, MemObjectSource};
+use crate::ports::memory_state::MemCorrelationState;
 use std::io::Write;
 use std::path::PathBuf;
 
@@ -44,25 +45,37 @@ struct World {
     objects: MemObjectSource,
     store: MemFindingStore,
     notifier: MemNotifier,
+    correlator: Arc<Correlator>,
+    state: MemCorrelationState,
+    allowlist: Option<AllowList>,
 }
 
 impl World {
     fn new() -> Self {
+        let rules = Arc::new(RuleSet::bundled().unwrap());
         World {
             cfg: Config::new("findings", "arn:aws:sns:us-east-1:111122223333:alerts"),
-            rules: Arc::new(RuleSet::bundled().unwrap()),
+            correlator: Arc::new(Correlator::new(&rules)),
+            state: MemCorrelationState::default(),
+            allowlist: None,
+            rules,
             objects: MemObjectSource::default(),
             store: MemFindingStore::default(),
             notifier: MemNotifier::default(),
         }
     }
-    fn lp(&self) -> LogProcessor<'_, MemObjectSource, MemFindingStore, MemNotifier> {
+    fn lp(
+        &self,
+    ) -> LogProcessor<'_, MemObjectSource, MemFindingStore, MemNotifier, MemCorrelationState> {
         LogProcessor {
             cfg: &self.cfg,
             rules: self.rules.clone(),
             objects: &self.objects,
             store: &self.store,
             notifier: &self.notifier,
+            correlator: self.correlator.clone(),
+            state: &self.state,
+            allowlist: self.allowlist.as_ref(),
         }
     }
     async fn run(&self, payload: Value) -> Result<Value, RetryError> {
@@ -256,7 +269,12 @@ async fn truncated_gzip_is_acknowledged_after_evaluating_what_was_read() {
     assert!(s.records_read > 0 && s.records_read < 2000, "{s:?}");
     let n = stop_findings(&w.rules);
     assert_eq!(s.findings, n as u64);
-    assert_eq!(w.store.findings().len(), n);
+    // ~1,000 DescribeInstances by one user also trip a correlation: count detections only
+    let detections = w.store.findings();
+    let detections = detections
+        .iter()
+        .filter(|f| !f.rule_id.starts_with("tw-corr-"));
+    assert_eq!(detections.count(), n);
 }
 
 #[tokio::test]
@@ -354,4 +372,110 @@ fn eventbridge_keys_are_taken_verbatim_and_notification_keys_decoded() {
         deep = json!({"Type": "Notification", "Message": deep.to_string()});
     }
     assert!(matches!(parse_trigger(&deep), Err(ShapeError::TooDeep)));
+}
+
+const BY_IP: &str = "tw-corr-console-login-failures-by-ip";
+
+fn failed_login(i: usize) -> Value {
+    json!({
+        "eventVersion": "1.10", "eventTime": format!("2026-11-23T10:02:{:02}Z", i * 3),
+        "eventSource": "signin.amazonaws.com", "eventName": "ConsoleLogin",
+        "awsRegion": "us-east-1", "sourceIPAddress": "198.51.100.23",
+        "userAgent": "Mozilla/5.0",
+        "userIdentity": {"type": "IAMUser", "userName": format!("user{}", i % 2),
+                         "accountId": "111122223333"},
+        "responseElements": {"ConsoleLogin": "Failure"},
+        "eventID": format!("login-{i}"), "eventType": "AwsConsoleSignIn",
+        "recipientAccountId": "111122223333",
+    })
+}
+
+fn key_part(part: char) -> String {
+    LOG_KEY.replace("_a.json.gz", &format!("_{part}.json.gz"))
+}
+
+#[tokio::test]
+async fn a_burst_across_invocations_yields_one_correlation_finding_and_one_alert() {
+    let mut w = World::new();
+    w.cfg.min_alert_severity = crate::findings::Severity::Low;
+    let logins: Vec<Value> = (0..12).map(failed_login).collect();
+    let parts = [
+        ('a', &logins[..5]),
+        ('b', &logins[5..9]),
+        ('c', &logins[9..]),
+    ];
+    for (p, recs) in parts {
+        w.objects.insert(BUCKET, &key_part(p), log_bytes(recs));
+    }
+    // a: 5 failures, below the threshold; b: 9; b again (redelivered); c: 12
+    for p in ['a', 'b', 'b', 'c'] {
+        let out = w.run(s3_event(&[&key_part(p)])).await.unwrap();
+        assert_eq!(out["processed"], 1, "{out}");
+    }
+    let stored: Vec<Finding> = w
+        .store
+        .findings()
+        .into_iter()
+        .filter(|f| f.rule_id == BY_IP)
+        .collect();
+    assert_eq!(stored.len(), 1, "{stored:?}");
+    assert!(
+        stored[0].event_time.starts_with("2026-11-23T10:"),
+        "{stored:?}"
+    );
+    let alerts = w.notifier.sent();
+    assert_eq!(
+        alerts.iter().filter(|a| a.rule_id == BY_IP).count(),
+        1,
+        "{alerts:?}"
+    );
+    assert!(w.store.is_alerted(&stored[0].id));
+    // the building block raised nothing of its own
+    assert!(w
+        .store
+        .findings()
+        .iter()
+        .all(|f| f.rule_id != "tw-base-console-login-failed"));
+}
+
+#[tokio::test]
+async fn allow_listed_findings_are_stored_but_not_alerted() {
+    let mut w = World::new();
+    w.allowlist = Some(
+        AllowList::parse(
+            "allow.yml",
+            "entries:\n  - id: trail-maintenance\n    reason: planned trail change\n    expires: 2099-12-31\n    rules: ['tw-cloudtrail-stop-logging']\n",
+        )
+        .unwrap(),
+    );
+    w.objects
+        .insert(BUCKET, LOG_KEY, log_bytes(&benign_and_stop(2)));
+    w.run(s3_event(&[LOG_KEY])).await.unwrap();
+    let stop: Vec<Finding> = w
+        .store
+        .findings()
+        .into_iter()
+        .filter(|f| f.rule_id == STOP_LOGGING_RULE)
+        .collect();
+    assert_eq!(stop.len(), 1);
+    assert!(stop[0].tags.iter().any(|t| t == suppress::SUPPRESSED_TAG));
+    assert!(stop[0]
+        .tags
+        .iter()
+        .any(|t| t == "trailwatch.allowlist:trail-maintenance"));
+    assert!(w
+        .notifier
+        .sent()
+        .iter()
+        .all(|a| a.rule_id != STOP_LOGGING_RULE));
+    // without the allow-list the same object alerts
+    let w = World::new();
+    w.objects
+        .insert(BUCKET, LOG_KEY, log_bytes(&benign_and_stop(2)));
+    w.run(s3_event(&[LOG_KEY])).await.unwrap();
+    assert!(w
+        .notifier
+        .sent()
+        .iter()
+        .any(|a| a.rule_id == STOP_LOGGING_RULE));
 }

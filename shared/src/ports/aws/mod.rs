@@ -55,6 +55,8 @@ pub struct Ports {
     pub store: DynamoDbFindingStore,
     /// The alerts topic.
     pub notifier: SnsNotifier,
+    /// Correlation state, in the findings table.
+    pub state: DynamoDbCorrelationState,
     sdk: SdkConfig,
 }
 
@@ -91,6 +93,10 @@ impl Ports {
                 cfg.max_in_flight,
             ),
             notifier: SnsNotifier::new(aws_sdk_sns::Client::new(&sdk), &cfg.alerts_topic_arn),
+            state: DynamoDbCorrelationState::new(
+                aws_sdk_dynamodb::Client::new(&sdk),
+                &cfg.findings_table,
+            ),
             sdk,
         }
     }
