@@ -68,7 +68,7 @@ fn rules(c: &mut Criterion) {
             let Ok(reader) =
                 ingest::open(std::io::Cursor::new(gz.clone()), ReaderOptions::default())
             else {
-                return 0;
+                return (0, 0);
             };
             let mut n = 0u64;
             let report = pipeline::scan(reader, &set, "bench", |_| n += 1);

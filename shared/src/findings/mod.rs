@@ -164,7 +164,10 @@ mod tests {
     #[test]
     fn severities_order_and_parse() {
         assert!(Severity::Critical > Severity::High && Severity::Low > Severity::Info);
-        assert_eq!("informational".parse::<Severity>().ok(), Some(Severity::Info));
+        assert_eq!(
+            "informational".parse::<Severity>().ok(),
+            Some(Severity::Info)
+        );
         assert_eq!("HIGH".parse::<Severity>().ok(), Some(Severity::High));
         assert!("urgent".parse::<Severity>().is_err());
         assert_eq!(Severity::High.lowered(), Severity::Medium);
