@@ -73,14 +73,15 @@ build:
 deploy:
 	sam build && sam deploy --guided
 
+## Local invokes against moto with cargo lambda watch/invoke (EVENT=events/... to choose)
 invoke-log-processor: venv
-	bash scripts/invoke-log-processor.sh
+	bash scripts/invoke.sh log-processor $(EVENT)
 
 invoke-event-handler: venv
-	bash scripts/invoke-event-handler.sh
+	bash scripts/invoke.sh event-handler $(EVENT)
 
 invoke-config-auditor: venv
-	bash scripts/invoke-config-auditor.sh
+	bash scripts/invoke.sh config-auditor $(EVENT)
 
 bench:
 	bash scripts/bench.sh

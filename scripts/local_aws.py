@@ -15,6 +15,7 @@ import boto3
 BUCKET = "trailwatch-demo-bucket"
 TABLE = "trailwatch-findings"
 TOPIC = "trailwatch-alerts"
+TRAIL = "trailwatch-demo-trail"
 PREFIX = "AWSLogs/111122223333/CloudTrail/us-east-1/2026/11/23/"
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -44,8 +45,12 @@ def setup(endpoint):
         ],
     )
     arn = client("sns", endpoint).create_topic(Name=TOPIC)["TopicArn"]
+    # a trail for the config-auditor to audit (deliberately not hardened: a demo with findings)
+    client("cloudtrail", endpoint).create_trail(Name=TRAIL, S3BucketName=BUCKET)
     print(f"FINDINGS_TABLE={TABLE}")
     print(f"ALERTS_TOPIC_ARN={arn}")
+    print(f"TRAIL_NAME={TRAIL}")
+    print(f"TRAIL_BUCKET={BUCKET}")
 
 
 def findings(endpoint):
@@ -53,6 +58,8 @@ def findings(endpoint):
     items = []
     for page in ddb.get_paginator("scan").paginate(TableName=TABLE):
         items.extend(page["Items"])
+    # findings only: correlation state (STATE#) and audit state (AUDIT#) share the table
+    items = [i for i in items if i["pk"]["S"].startswith("ACCT#")]
     items.sort(key=lambda i: i["sk"]["S"])
     for i in items:
         g = lambda k: i.get(k, {}).get("S", "-")

@@ -1,19 +1,33 @@
 #!/usr/bin/env bash
-# Run the log-processor locally against moto: start moto on 127.0.0.1, create the bucket,
-# table and topic and upload events/logs (scripts/local_aws.py), run the function under
-# `cargo lambda watch`, invoke it with an events/ sample, print the findings, clean up.
+# Run one function locally against moto: start moto on 127.0.0.1, create the bucket (with
+# events/logs uploaded), trail, table and topic (scripts/local_aws.py), run the function
+# under `cargo lambda watch`, invoke it with an events/ sample, print the stored findings,
+# clean up.
 #
-#   scripts/invoke-log-processor.sh [events/log-processor-s3-put.json]
+#   scripts/invoke.sh log-processor  [events/log-processor-s3-put.json]
+#   scripts/invoke.sh event-handler  [events/event-handler-api-call.json]
+#   scripts/invoke.sh config-auditor [events/config-auditor-scheduled.json]
 #
-# Needs .venv with moto[server]==5.1.22 and cargo-lambda (`make test` / `pip install cargo-lambda`).
+# Needs .venv with moto[server]==5.1.22 (`make venv`); installs cargo-lambda into it when
+# it is not on PATH.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-EVENT=${1:-events/log-processor-s3-put.json}
+FUNCTION=${1:?usage: scripts/invoke.sh FUNCTION [EVENT]}
+case "$FUNCTION" in
+  log-processor) DEFAULT_EVENT=events/log-processor-s3-put.json ;;
+  event-handler) DEFAULT_EVENT=events/event-handler-api-call.json ;;
+  config-auditor) DEFAULT_EVENT=events/config-auditor-scheduled.json ;;
+  *) echo "unknown function $FUNCTION (log-processor, event-handler, config-auditor)" >&2; exit 2 ;;
+esac
+EVENT=${2:-$DEFAULT_EVENT}
 VENV=${VENV:-.venv}
 PY="$VENV/bin/python"
-CARGO_LAMBDA=${CARGO_LAMBDA:-$VENV/bin/cargo-lambda}
-[ -x "$VENV/bin/moto_server" ] || { echo "moto not found in $VENV (pip install 'moto[server]==5.1.22')" >&2; exit 1; }
-[ -x "$CARGO_LAMBDA" ] || CARGO_LAMBDA=$(command -v cargo-lambda) || { echo "cargo-lambda not found" >&2; exit 1; }
+[ -x "$VENV/bin/moto_server" ] || { echo "moto not found in $VENV (make venv)" >&2; exit 1; }
+CARGO_LAMBDA=${CARGO_LAMBDA:-$(command -v cargo-lambda || true)}
+if [ -z "$CARGO_LAMBDA" ]; then
+  [ -x "$VENV/bin/cargo-lambda" ] || "$VENV/bin/pip" install --quiet 'cargo-lambda==1.9.2'
+  CARGO_LAMBDA=$VENV/bin/cargo-lambda
+fi
 
 free_port() { "$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 MOTO_PORT=$(free_port)
@@ -36,15 +50,16 @@ for _ in $(seq 150); do
 done
 
 eval "$("$PY" scripts/local_aws.py setup "$ENDPOINT" | sed 's/^/export /')"
-echo "moto on $ENDPOINT; table $FINDINGS_TABLE; topic $ALERTS_TOPIC_ARN"
+echo "moto on $ENDPOINT; table $FINDINGS_TABLE; topic $ALERTS_TOPIC_ARN; trail $TRAIL_NAME"
 
 # build first: `watch` builds on the first request, and that request's deadline (the
 # emulator's default timeout) would pass while compiling
-cargo build -p log-processor
+cargo build -p "$FUNCTION"
 
 # `watch` runs the function with these variables; AWS_ENDPOINT_URL points every SDK client at moto
-"$CARGO_LAMBDA" lambda watch -p log-processor --invoke-address 127.0.0.1 --invoke-port "$INVOKE_PORT" \
+"$CARGO_LAMBDA" lambda watch -p "$FUNCTION" --invoke-address 127.0.0.1 --invoke-port "$INVOKE_PORT" \
   --env-var "FINDINGS_TABLE=$FINDINGS_TABLE,ALERTS_TOPIC_ARN=$ALERTS_TOPIC_ARN,AWS_ENDPOINT_URL=$ENDPOINT" \
+  --env-var "TRAIL_NAME=$TRAIL_NAME,TRAIL_BUCKET=$TRAIL_BUCKET" \
   --env-var "AWS_REGION=us-east-1,AWS_ACCESS_KEY_ID=testing,AWS_SECRET_ACCESS_KEY=testing,RUST_LOG=info" \
   >"$LOG_DIR/watch.log" 2>&1 &
 PIDS+=($!)
@@ -52,7 +67,7 @@ PIDS+=($!)
 started=$(date +%s)
 # the first invoke builds the function (and waits for it); retry until watch listens
 for _ in $(seq 60); do
-  if "$CARGO_LAMBDA" lambda invoke log-processor --invoke-address 127.0.0.1 --invoke-port "$INVOKE_PORT" \
+  if "$CARGO_LAMBDA" lambda invoke "$FUNCTION" --invoke-address 127.0.0.1 --invoke-port "$INVOKE_PORT" \
        --data-file "$EVENT" >"$LOG_DIR/invoke.out" 2>"$LOG_DIR/invoke.err"; then
     break
   fi
