@@ -329,9 +329,10 @@ async fn objects_not_started_before_the_deadline_are_retried() {
     let w = World::new();
     w.objects
         .insert(BUCKET, LOG_KEY, log_bytes(&benign_and_stop(3)));
+    // the deadline has passed by the time the objects would start
     let late = Invocation {
         request_id: "r".into(),
-        deadline: Some(SystemTime::now() + Duration::from_millis(500)),
+        deadline: Some(SystemTime::now()),
     };
     let sqs = json!({"Records": [
         {"messageId": "m1", "eventSource": "aws:sqs", "body": s3_event(&[LOG_KEY]).to_string()},
@@ -348,6 +349,21 @@ async fn objects_not_started_before_the_deadline_are_retried() {
         .await
         .unwrap_err();
     assert!(e.first.contains("deadline"));
+}
+
+#[tokio::test]
+async fn a_short_timeout_still_processes_its_objects() {
+    // Lambda's default timeout is 3 s, far below the 10 s default margin: the margin
+    // shrinks to a quarter of the invocation's time instead of refusing all work
+    let w = World::new();
+    w.objects
+        .insert(BUCKET, LOG_KEY, log_bytes(&benign_and_stop(3)));
+    let short = Invocation {
+        request_id: "r".into(),
+        deadline: Some(SystemTime::now() + Duration::from_secs(3)),
+    };
+    w.lp().handle(s3_event(&[LOG_KEY]), &short).await.unwrap();
+    assert!(!w.store.findings().is_empty());
 }
 
 #[test]
