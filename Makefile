@@ -48,7 +48,9 @@ lint-rust:
 unit: venv
 	TRAILWATCH_REQUIRE_MOTO=1 MOTO_SERVER=$(CURDIR)/$(VENV)/bin/moto_server \
 	  $(CARGO) test --workspace --all-features
-	$(CARGO) run --quiet -p trailwatch-cli -- rules test
+	@# the binary the tests just built: `cargo run` would resolve features without the
+	@# dev-dependencies and rebuild tokio and the SDK for nothing
+	$(CURDIR)/target/debug/trailwatch rules test
 
 ## Supply chain: licences, bans (one TLS stack), sources; advisories where reachable
 audit:
