@@ -50,6 +50,31 @@ pub const KEYWORD_FIELDS: &[&str] = &[
     "insightDetails",
 ];
 
+/// One value found at a path: a string borrowed from the event's own text (no allocation:
+/// the common case for CloudTrail leaves), or a parsed JSON value.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum ValueRef<'s> {
+    /// A string value, unescaped.
+    Str(&'s str),
+    /// Any JSON value (a string too, when the event holds it parsed).
+    Json(&'s Value),
+}
+
+impl<'s> ValueRef<'s> {
+    /// Whether this is JSON `null`.
+    pub fn is_null(self) -> bool {
+        matches!(self, ValueRef::Json(Value::Null))
+    }
+
+    /// The string, when the value is one.
+    pub fn as_str(self) -> Option<&'s str> {
+        match self {
+            ValueRef::Str(s) => Some(s),
+            ValueRef::Json(v) => v.as_str(),
+        }
+    }
+}
+
 /// What a rule can ask of an event.
 pub trait Event {
     /// Push every value found at the dotted `path` (already split into segments).
@@ -58,6 +83,22 @@ pub trait Event {
     /// matches when any element matches). A missing field pushes nothing; a JSON `null`
     /// pushes `Value::Null`.
     fn values_at<'s>(&'s self, path: &[Box<str>], out: &mut Vec<&'s Value>);
+
+    /// Whether `f` holds for any value at the dotted `path`: the values of
+    /// [`Event::values_at`], in the same order, stopping at the first that passes.
+    ///
+    /// The rule engine reads fields through this: implementations hand out strings borrowed
+    /// from their text ([`ValueRef::Str`]) instead of materialising a `Value` per leaf. The
+    /// default collects [`Event::values_at`].
+    fn any_value_at<'s>(
+        &'s self,
+        path: &[Box<str>],
+        f: &mut dyn FnMut(ValueRef<'s>) -> bool,
+    ) -> bool {
+        let mut out = Vec::new();
+        self.values_at(path, &mut out);
+        out.into_iter().any(|v| f(ValueRef::Json(v)))
+    }
 
     /// `eventName` (for Insights events, `insightDetails.eventName`), for rule indexing.
     fn event_name(&self) -> Option<&str>;
@@ -117,12 +158,42 @@ pub fn walk<'s>(root: &'s Value, path: &[Box<str>], out: &mut Vec<&'s Value>) {
     }
 }
 
+/// [`walk`] as a search: whether `f` holds for any value it would push, stopping at the
+/// first (no collection).
+pub fn any_in_walk<'s>(
+    root: &'s Value,
+    path: &[Box<str>],
+    f: &mut dyn FnMut(ValueRef<'s>) -> bool,
+) -> bool {
+    match path.split_first() {
+        None => match root {
+            Value::Array(items) => items.iter().any(|i| f(ValueRef::Json(i))),
+            other => f(ValueRef::Json(other)),
+        },
+        Some((head, rest)) => match root {
+            Value::Object(map) => map
+                .get(head.as_ref())
+                .is_some_and(|v| any_in_walk(v, rest, f)),
+            Value::Array(items) => items.iter().any(|i| any_in_walk(i, path, f)),
+            _ => false,
+        },
+    }
+}
+
 impl Event for Value {
     fn values_at<'s>(&'s self, path: &[Box<str>], out: &mut Vec<&'s Value>) {
         if path.is_empty() {
             return;
         }
         walk(self, path, out);
+    }
+
+    fn any_value_at<'s>(
+        &'s self,
+        path: &[Box<str>],
+        f: &mut dyn FnMut(ValueRef<'s>) -> bool,
+    ) -> bool {
+        !path.is_empty() && any_in_walk(self, path, f)
     }
 
     fn event_name(&self) -> Option<&str> {
@@ -175,6 +246,30 @@ mod tests {
         out.clear();
         ev.values_at(&path("errorMessage"), &mut out);
         assert!(out.is_empty());
+    }
+
+    #[test]
+    fn any_value_at_sees_what_values_at_pushes() {
+        let ev = json!({"a": [{"b": 1}, {"b": [2, 3]}, {"c": 4}], "n": null, "s": "x"});
+        for p in ["a.b", "a", "n", "s", "missing", "a.c", "s.x"] {
+            let mut want = Vec::new();
+            ev.values_at(&path(p), &mut want);
+            let mut got = Vec::new();
+            let stopped = ev.any_value_at(&path(p), &mut |v| {
+                got.push(v);
+                false
+            });
+            assert!(!stopped, "{p}");
+            let want: Vec<_> = want.into_iter().map(ValueRef::Json).collect();
+            assert_eq!(got, want, "{p}");
+        }
+        // the search stops at the first value that passes
+        let mut seen = 0;
+        assert!(ev.any_value_at(&path("a.b"), &mut |_| {
+            seen += 1;
+            true
+        }));
+        assert_eq!(seen, 1);
     }
 
     #[test]

@@ -6,7 +6,7 @@
 //! looks at are never materialised. Plain string fields (`eventName`, `eventSource`, ...)
 //! are read straight from the text when they hold no escapes.
 
-use crate::detect::{walk, Event};
+use crate::detect::{any_in_walk, walk, Event, ValueRef};
 use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde_json::value::RawValue;
 use serde_json::Value;
@@ -452,6 +452,40 @@ impl Record {
         }
     }
 
+    /// [`Record::push_values`] as a search: string leaves without escapes are borrowed from
+    /// the text and literals are shared constants, so reading a field allocates nothing.
+    fn any_below<'s>(
+        &'s self,
+        n: &'s Node,
+        path: &[Box<str>],
+        f: &mut dyn FnMut(ValueRef<'s>) -> bool,
+    ) -> bool {
+        static NULL: Value = Value::Null;
+        static TRUE: Value = Value::Bool(true);
+        static FALSE: Value = Value::Bool(false);
+        let text = self.text_of(n);
+        let Some((head, rest)) = path.split_first() else {
+            if let Some(inner) = text.strip_prefix('"').and_then(|t| t.strip_suffix('"')) {
+                if !inner.contains('\\') {
+                    return f(ValueRef::Str(inner));
+                }
+            }
+            return match text {
+                "null" => f(ValueRef::Json(&NULL)),
+                "true" => f(ValueRef::Json(&TRUE)),
+                "false" => f(ValueRef::Json(&FALSE)),
+                _ => any_in_walk(self.value_of(n), &[], f),
+            };
+        };
+        match text.as_bytes().first() {
+            Some(b'{') => find(self.children_of(n), &self.raw, head)
+                .is_some_and(|c| self.any_below(&c.node, rest, f)),
+            // lists along the path: walk the parsed value
+            Some(b'[') => any_in_walk(self.value_of(n), path, f),
+            _ => false,
+        }
+    }
+
     /// The parsed value of a top-level field (parsed on first use, then cached).
     pub fn get(&self, key: &str) -> Option<&Value> {
         Some(self.value_of(&self.field(key)?.node))
@@ -591,6 +625,18 @@ impl Event for Record {
         }
     }
 
+    fn any_value_at<'s>(
+        &'s self,
+        path: &[Box<str>],
+        f: &mut dyn FnMut(ValueRef<'s>) -> bool,
+    ) -> bool {
+        let Some((head, rest)) = path.split_first() else {
+            return false;
+        };
+        self.field(head)
+            .is_some_and(|field| self.any_below(&field.node, rest, f))
+    }
+
     fn event_name(&self) -> Option<&str> {
         self.str_field("eventName")
             .or_else(|| self.str_at("insightDetails.eventName"))
@@ -724,6 +770,17 @@ mod tests {
                 let mut want = Vec::new();
                 v.values_at(&["userIdentity".into(), path.into()], &mut want);
                 assert_eq!(got, want, "{path} in {text}");
+                // the borrowed reading sees the same values
+                let mut borrowed = Vec::new();
+                r.any_value_at(&["userIdentity".into(), path.into()], &mut |v| {
+                    borrowed.push(match v {
+                        ValueRef::Str(s) => Value::String(s.to_owned()),
+                        ValueRef::Json(v) => v.clone(),
+                    });
+                    false
+                });
+                let want: Vec<Value> = want.into_iter().cloned().collect();
+                assert_eq!(borrowed, want, "{path} in {text}");
             }
         }
         let r = Record::from_json(fast).unwrap();

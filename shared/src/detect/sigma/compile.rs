@@ -778,6 +778,9 @@ fn compile_fields(
             if never && (compiled.is_empty() || m.all) {
                 FieldKind::Never
             } else {
+                if !m.all {
+                    compiled = matcher::merge_contains(compiled).map_err(|e| ctx.err(*line, e))?;
+                }
                 FieldKind::Values {
                     all: m.all,
                     values: compiled,

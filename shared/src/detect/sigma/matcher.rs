@@ -5,6 +5,7 @@
 //! Matching never allocates for ASCII strings (the common case in CloudTrail); non-ASCII
 //! text under case-insensitive comparison is lowercased on the fly.
 
+use crate::detect::ValueRef;
 use aho_corasick::AhoCorasick;
 use ipnet::IpNet;
 use regex::{Regex, RegexBuilder};
@@ -22,7 +23,8 @@ pub(crate) enum StrTest {
     Exact(String),
     Prefix(String),
     Suffix(String),
-    /// Substring search, prebuilt (ASCII case-insensitive unless `cased`).
+    /// Substring search, prebuilt (ASCII case-insensitive unless `cased`); the string is the
+    /// shortest needle (one automaton may search for several, see [`merge_contains`]).
     Contains(String, AhoCorasick),
     /// `*`: any string (including empty).
     Any,
@@ -58,7 +60,11 @@ pub(crate) enum ValueMatch {
 }
 
 /// Render a scalar event value as text without allocating (numbers go to `buf`).
-pub(crate) fn scalar_text<'v>(v: &'v Value, buf: &'v mut [u8; 40]) -> Option<&'v str> {
+pub(crate) fn scalar_text<'v>(v: ValueRef<'v>, buf: &'v mut [u8; 40]) -> Option<&'v str> {
+    let v = match v {
+        ValueRef::Str(s) => return Some(s),
+        ValueRef::Json(v) => v,
+    };
     match v {
         Value::String(s) => Some(s),
         Value::Bool(true) => Some("true"),
@@ -82,21 +88,33 @@ fn str_match(tests: &[StrMatch], v: &Value, depth: usize) -> bool {
         Value::Array(items) => depth < 32 && items.iter().any(|i| str_match(tests, i, depth + 1)),
         _ => {
             let mut buf = [0u8; 40];
-            scalar_text(v, &mut buf).is_some_and(|text| tests.iter().any(|t| t.is_match(text)))
+            scalar_text(ValueRef::Json(v), &mut buf)
+                .is_some_and(|text| tests.iter().any(|t| t.is_match(text)))
         }
     }
 }
 
 impl ValueMatch {
     /// Whether the single (non-list) event value `v` matches.
+    #[cfg(test)]
     pub(crate) fn is_match(&self, v: &Value) -> bool {
+        self.is_match_ref(ValueRef::Json(v))
+    }
+
+    /// Whether the single (non-list) event value `v` matches; a borrowed string compares
+    /// exactly as the same string parsed would.
+    pub(crate) fn is_match_ref(&self, v: ValueRef<'_>) -> bool {
         match self {
             ValueMatch::Null => v.is_null(),
-            ValueMatch::Str(tests) => str_match(tests, v, 0),
+            ValueMatch::Str(tests) => match v {
+                ValueRef::Str(s) => tests.iter().any(|t| t.is_match(s)),
+                ValueRef::Json(v) => str_match(tests, v, 0),
+            },
             ValueMatch::Num(op, want) => {
                 let got = match v {
-                    Value::Number(n) => n.as_f64(),
-                    Value::String(s) => s.trim().parse::<f64>().ok(),
+                    ValueRef::Json(Value::Number(n)) => n.as_f64(),
+                    ValueRef::Str(s) => s.trim().parse::<f64>().ok(),
+                    ValueRef::Json(Value::String(s)) => s.trim().parse::<f64>().ok(),
                     _ => None,
                 };
                 got.is_some_and(|got| match op {
@@ -256,6 +274,66 @@ pub(crate) fn compile_pieces(pieces: &[Piece], cased: bool) -> Result<StrMatch, 
     Ok(StrMatch { test, cased })
 }
 
+/// Fold the plain `contains` values of an any-of list (`userAgent|contains: [a, b, c]`) into
+/// one automaton per case rule, so a value is searched once instead of once per needle.
+/// The list matches exactly when it did before: a value contains one of the needles.
+pub(crate) fn merge_contains(values: Vec<ValueMatch>) -> Result<Vec<ValueMatch>, String> {
+    let mut out = Vec::with_capacity(values.len());
+    // needles by case rule: [uncased, cased]
+    let mut needles: [Vec<String>; 2] = [Vec::new(), Vec::new()];
+    let mut at: [Option<usize>; 2] = [None, None];
+    for v in values {
+        match v {
+            ValueMatch::Str(tests) if is_single_contains(&tests) => {
+                let Some(StrMatch {
+                    test: StrTest::Contains(n, _),
+                    cased,
+                }) = tests.into_iter().next()
+                else {
+                    continue;
+                };
+                let slot = usize::from(cased);
+                needles[slot].push(n);
+                if at[slot].is_none() {
+                    at[slot] = Some(out.len());
+                    out.push(ValueMatch::Null); // replaced below
+                }
+            }
+            other => out.push(other),
+        }
+    }
+    for (slot, list) in needles.into_iter().enumerate() {
+        let Some(i) = at[slot] else { continue };
+        let cased = slot == 1;
+        let shortest = list
+            .iter()
+            .min_by_key(|n| n.len())
+            .cloned()
+            .unwrap_or_default();
+        let finder = AhoCorasick::builder()
+            .ascii_case_insensitive(!cased)
+            .build(&list)
+            .map_err(|e| format!("cannot build a matcher for {list:?}: {e}"))?;
+        if let Some(slot) = out.get_mut(i) {
+            *slot = ValueMatch::Str(vec![StrMatch {
+                test: StrTest::Contains(shortest, finder),
+                cased,
+            }]);
+        }
+    }
+    Ok(out)
+}
+
+fn is_single_contains(tests: &[StrMatch]) -> bool {
+    matches!(
+        tests,
+        [StrMatch {
+            test: StrTest::Contains(..),
+            ..
+        }]
+    )
+}
+
 /// Build a regex with the size limit every user-supplied pattern gets.
 pub(crate) fn build_regex(
     pattern: &str,
@@ -361,6 +439,69 @@ mod tests {
         assert!(empty.is_match(&json!("")));
         assert!(!empty.is_match(&json!("x")));
         assert!(!empty.is_match(&Value::Null));
+    }
+
+    #[test]
+    fn borrowed_strings_match_like_parsed_ones() {
+        let matchers = [
+            ValueMatch::Str(vec![m("*Logg*", false)]),
+            ValueMatch::Str(vec![m("stoplogging", true)]),
+            ValueMatch::Num(NumOp::Gt, 10.0),
+            ValueMatch::Cidr(parse_cidr("10.0.0.0/8").unwrap()),
+            ValueMatch::Null,
+        ];
+        for text in [
+            "StopLogging",
+            "stoplogging",
+            " 11 ",
+            "10.1.2.3",
+            "",
+            "null",
+            "Ä",
+        ] {
+            let parsed = json!(text);
+            for mt in &matchers {
+                assert_eq!(
+                    mt.is_match_ref(ValueRef::Str(text)),
+                    mt.is_match(&parsed),
+                    "{mt:?} on {text:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn merged_contains_lists_match_like_the_list() {
+        let list = |cased: bool| {
+            ["*kali*", "*Pacu*", "*x*", "*ÄB*"]
+                .iter()
+                .map(|v| ValueMatch::Str(vec![m(v, cased)]))
+                .chain([ValueMatch::Str(vec![m("exact", false)]), ValueMatch::Null])
+                .collect::<Vec<_>>()
+        };
+        for cased in [false, true] {
+            let merged = merge_contains(list(cased)).unwrap();
+            // four needles in one automaton, the other matchers kept in place
+            assert_eq!(merged.len(), 3);
+            for text in [
+                "Kali-linux",
+                "pacu/1.0",
+                "PACU",
+                "",
+                "none",
+                "xx",
+                "äb",
+                "EXACT",
+                "null",
+            ] {
+                let v = json!(text);
+                assert_eq!(
+                    merged.iter().any(|mt| mt.is_match(&v)),
+                    list(cased).iter().any(|mt| mt.is_match(&v)),
+                    "{text:?} cased={cased}"
+                );
+            }
+        }
     }
 
     #[test]

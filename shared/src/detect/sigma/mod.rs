@@ -8,18 +8,18 @@
 //! Speed: rules whose condition requires `eventName` (or `eventSource`) to be one of a
 //! fixed set are indexed by that lowercase value, so an event only touches the rules that
 //! could match it plus the few unindexed ones; each candidate is evaluated once, lazily
-//! (fields are read through [`Event::values_at`] only when a condition needs them).
+//! (fields are read through [`Event::any_value_at`] only when a condition needs them, borrowed
+//! from the record's text, so evaluating a rule allocates nothing in the common case).
 
 mod compile;
 mod condition;
 mod matcher;
 pub(crate) mod yaml;
 
-use super::Event;
+use super::{Event, ValueRef};
 use crate::findings::Severity;
 use compile::{Body, Ctx, Detection, FieldKind, FieldTest, RefHow};
 use condition::Cond;
-use serde_json::Value;
 use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::path::Path;
@@ -376,7 +376,6 @@ impl RuleSet {
 
     /// Append every rule that matches `event` to `out` (each at most once, in load order).
     pub fn matches<'r, E: Event + ?Sized>(&'r self, event: &E, out: &mut Vec<&'r Rule>) {
-        let mut scratch: Vec<&Value> = Vec::new();
         let mut name_buf = [0u8; 128];
         let mut source_buf = [0u8; 128];
         let by_name = lookup(&self.by_name, event.event_name(), &mut name_buf);
@@ -385,7 +384,7 @@ impl RuleSet {
         for list in [by_name, by_source, &self.always[..]] {
             for &i in list {
                 if let Some(rule) = self.rules.get(i) {
-                    if rule_matches(rule, event, &mut scratch) {
+                    if rule_matches(rule, event) {
                         out.push(rule);
                     }
                 }
@@ -566,28 +565,20 @@ pub(crate) fn read_yaml_files(
 
 // ---- evaluation ----
 
-fn rule_matches<'e, E: Event + ?Sized>(
-    rule: &Rule,
-    event: &'e E,
-    scratch: &mut Vec<&'e Value>,
-) -> bool {
+fn rule_matches<E: Event + ?Sized>(rule: &Rule, event: &E) -> bool {
     condition::eval(&rule.condition, &mut |i| {
         rule.detections
             .get(i)
-            .is_some_and(|d| detection_matches(&d.body, event, scratch))
+            .is_some_and(|d| detection_matches(&d.body, event))
     })
 }
 
-fn detection_matches<'e, E: Event + ?Sized>(
-    body: &Body,
-    event: &'e E,
-    scratch: &mut Vec<&'e Value>,
-) -> bool {
+fn detection_matches<E: Event + ?Sized>(body: &Body, event: &E) -> bool {
     match body {
-        Body::Fields(tests) => tests.iter().all(|t| field_matches(t, event, scratch)),
+        Body::Fields(tests) => tests.iter().all(|t| field_matches(t, event)),
         Body::AnyOf(branches) => branches
             .iter()
-            .any(|b| b.iter().all(|t| field_matches(t, event, scratch))),
+            .any(|b| b.iter().all(|t| field_matches(t, event))),
         Body::Keywords { all, values } => {
             let one = |v: &matcher::ValueMatch| {
                 event.any_string_value(&mut |s| match v {
@@ -604,50 +595,58 @@ fn detection_matches<'e, E: Event + ?Sized>(
     }
 }
 
-fn field_matches<'e, E: Event + ?Sized>(
-    t: &FieldTest,
-    event: &'e E,
-    scratch: &mut Vec<&'e Value>,
-) -> bool {
-    let base = scratch.len();
-    event.values_at(&t.path, scratch);
-    let hit = match &t.kind {
+/// One field test. Values are visited in place ([`Event::any_value_at`]), never collected:
+/// reading a field for a rule allocates nothing.
+fn field_matches<E: Event + ?Sized>(t: &FieldTest, event: &E) -> bool {
+    match &t.kind {
         FieldKind::FieldRef { other, how, cased } => {
-            let mid = scratch.len();
-            event.values_at(other, scratch);
-            let mine = scratch.get(base..mid).unwrap_or_default();
-            let theirs = scratch.get(mid..).unwrap_or_default();
+            // rare (`fieldref` modifier): collecting both sides is fine
+            let (mut mine, mut theirs) = (Vec::new(), Vec::new());
+            event.any_value_at(&t.path, &mut |v| {
+                mine.push(v);
+                false
+            });
+            event.any_value_at(other, &mut |v| {
+                theirs.push(v);
+                false
+            });
             mine.iter()
-                .any(|a| theirs.iter().any(|b| refs_match(a, b, *how, *cased)))
+                .any(|a| theirs.iter().any(|b| refs_match(*a, *b, *how, *cased)))
         }
         FieldKind::Never => false,
-        FieldKind::Exists(want) => {
-            scratch
-                .get(base..)
-                .unwrap_or_default()
-                .iter()
-                .any(|v| !v.is_null())
-                == *want
-        }
-        FieldKind::Values { all, values } => {
-            let vals = scratch.get(base..).unwrap_or_default();
-            let one = |m: &matcher::ValueMatch| match m {
-                // null matches a missing field or a JSON null
-                matcher::ValueMatch::Null => vals.is_empty() || vals.iter().any(|v| v.is_null()),
-                m => vals.iter().any(|v| m.is_match(v)),
-            };
-            if *all {
-                values.iter().all(one)
-            } else {
-                values.iter().any(one)
+        FieldKind::Exists(want) => event.any_value_at(&t.path, &mut |v| !v.is_null()) == *want,
+        FieldKind::Values { all: true, values } => values.iter().all(|m| match m {
+            // null matches a missing field or a JSON null
+            matcher::ValueMatch::Null => {
+                let mut seen = false;
+                let null = event.any_value_at(&t.path, &mut |v| {
+                    seen = true;
+                    v.is_null()
+                });
+                null || !seen
             }
+            m => event.any_value_at(&t.path, &mut |v| m.is_match_ref(v)),
+        }),
+        FieldKind::Values { all: false, values } => {
+            // one pass over the values: any matcher hitting any value, or a `null` matcher
+            // with the field missing or null
+            let wants_null = values
+                .iter()
+                .any(|m| matches!(m, matcher::ValueMatch::Null));
+            let mut seen = false;
+            let hit = event.any_value_at(&t.path, &mut |v| {
+                seen = true;
+                (wants_null && v.is_null())
+                    || values
+                        .iter()
+                        .any(|m| !matches!(m, matcher::ValueMatch::Null) && m.is_match_ref(v))
+            });
+            hit || (wants_null && !seen)
         }
-    };
-    scratch.truncate(base);
-    hit
+    }
 }
 
-fn refs_match(a: &Value, b: &Value, how: RefHow, cased: bool) -> bool {
+fn refs_match(a: ValueRef<'_>, b: ValueRef<'_>, how: RefHow, cased: bool) -> bool {
     let (mut ba, mut bb) = ([0u8; 40], [0u8; 40]);
     let (Some(a), Some(b)) = (
         matcher::scalar_text(a, &mut ba),

@@ -1,7 +1,7 @@
 //! Rule-level tests: the loader, every modifier through real rules, the index, correlations.
 
 use super::*;
-use serde_json::json;
+use serde_json::{json, Value};
 
 const HEAD: &str = "title: t\nname: r\nlogsource:\n  product: aws\n  service: cloudtrail\n";
 
