@@ -26,6 +26,10 @@ pub enum ConfigError {
     },
 }
 
+/// Longest accepted `ALERT_GROUP_WINDOW_SECS` (7 days): a longer window would keep a
+/// burst silent for days after its first alert.
+pub const MAX_ALERT_GROUP_WINDOW_SECS: u64 = 7 * 86_400;
+
 /// Auto-remediation switches (event-handler), all off by default.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Remediation {
@@ -81,6 +85,11 @@ pub struct Config {
     /// `ALLOWLIST_FILE`: the allow-list (`suppress::AllowList`) applied before alerting;
     /// suppressed findings are still stored. None: nothing is suppressed.
     pub allowlist_file: Option<PathBuf>,
+    /// `ALERT_GROUP_WINDOW_SECS`: findings of one rule, principal and resource within a
+    /// window this long (fixed windows by event time) form one alert group across
+    /// invocations; only the group's first finding alerts, with threshold updates at 10,
+    /// 100 and 1000 (`suppress::group`). Default 3600; 0 turns grouping off.
+    pub alert_group_window_secs: u64,
 }
 
 impl Config {
@@ -102,6 +111,7 @@ impl Config {
             audit_retention_min_days: 365,
             daily_digest: false,
             allowlist_file: None,
+            alert_group_window_secs: 3600,
         }
     }
 
@@ -189,6 +199,18 @@ impl Config {
         }
         c.daily_digest = flag("DAILY_DIGEST")?;
         c.allowlist_file = opt("ALLOWLIST_FILE").map(PathBuf::from);
+        if let Some(v) = opt("ALERT_GROUP_WINDOW_SECS") {
+            let secs: u64 = parse("ALERT_GROUP_WINDOW_SECS", &v)?;
+            // a window longer than the findings' TTL would outlive its own items
+            if secs > MAX_ALERT_GROUP_WINDOW_SECS {
+                return Err(ConfigError::Invalid {
+                    name: "ALERT_GROUP_WINDOW_SECS",
+                    value: v,
+                    why: format!("must be at most {MAX_ALERT_GROUP_WINDOW_SECS} (7 days)"),
+                });
+            }
+            c.alert_group_window_secs = secs;
+        }
         Ok(c)
     }
 }
@@ -243,6 +265,14 @@ mod tests {
         assert_eq!(c.retention_days, 365);
         assert_eq!(c.remediation.protected_trails, ["main"]);
         assert!(!c.remediation.start_logging);
+        assert_eq!(c.alert_group_window_secs, 3600);
+        let c = cfg(&[
+            ("FINDINGS_TABLE", "t"),
+            ("ALERTS_TOPIC_ARN", "arn"),
+            ("ALERT_GROUP_WINDOW_SECS", "0"),
+        ])
+        .unwrap();
+        assert_eq!(c.alert_group_window_secs, 0);
     }
 
     #[test]
@@ -268,5 +298,14 @@ mod tests {
         ])
         .unwrap_err();
         assert!(e.to_string().contains("REMEDIATE_START_LOGGING"), "{e}");
+        for bad in ["-1", "1h", "604801"] {
+            let e = cfg(&[
+                ("FINDINGS_TABLE", "t"),
+                ("ALERTS_TOPIC_ARN", "a"),
+                ("ALERT_GROUP_WINDOW_SECS", bad),
+            ])
+            .unwrap_err();
+            assert!(e.to_string().contains("ALERT_GROUP_WINDOW_SECS"), "{e}");
+        }
     }
 }

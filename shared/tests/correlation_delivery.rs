@@ -86,7 +86,9 @@ async fn process(
         .filter(|f| !suppress::is_suppressed(f))
         .map(StoredFinding::from)
         .collect();
-    deliver(&cfg, store, notifier, &alertable).await.unwrap();
+    deliver(&cfg, store, notifier, state, &alertable)
+        .await
+        .unwrap();
     // suppressed findings are stored too (never offered to the alert plan)
     for f in findings.iter().filter(|f| suppress::is_suppressed(f)) {
         trailwatch::ports::FindingStore::put(store, f)

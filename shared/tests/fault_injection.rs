@@ -157,6 +157,9 @@ impl Env {
         cfg.retention_days = 30;
         // every finding alerts, so "one alert per finding" is checkable by id
         cfg.min_alert_severity = trailwatch::findings::Severity::Info;
+        // one alert per finding is what these tests count; alert grouping (tested in
+        // `handler::deliver`, `moto_state`, `moto_log_processor`) would fold them
+        cfg.alert_group_window_secs = 0;
         let ports = Ports::from_sdk_config(&sdk, &cfg);
         Some(Env {
             moto,

@@ -20,6 +20,7 @@ use trailwatch::model::Record;
 use trailwatch::pipeline::Evaluator;
 use trailwatch::ports::aws::Ports;
 use trailwatch::ports::memory_state::MemCorrelationState;
+use trailwatch::ports::state::CorrelationState;
 use trailwatch::Config;
 
 const BUCKET: &str = "trailwatch-test-bucket";
@@ -134,7 +135,22 @@ impl Env {
         })
     }
 
+    /// One invocation with a fresh in-memory correlation state (alert groups included).
     async fn invoke(&self, payload: Value) -> Result<Value, RetryError> {
+        self.invoke_with(payload, &MemCorrelationState::default())
+            .await
+    }
+
+    /// One invocation with the state in the findings table, as in Lambda.
+    async fn invoke_with_table_state(&self, payload: Value) -> Result<Value, RetryError> {
+        self.invoke_with(payload, &self.ports.state).await
+    }
+
+    async fn invoke_with<C: CorrelationState>(
+        &self,
+        payload: Value,
+        state: &C,
+    ) -> Result<Value, RetryError> {
         let inv = Invocation {
             request_id: "test-request".into(),
             deadline: Some(SystemTime::now() + Duration::from_secs(600)),
@@ -146,15 +162,29 @@ impl Env {
             store: &self.ports.store,
             notifier: &self.ports.notifier,
             correlator: Arc::new(Correlator::new(&self.rules)),
-            state: &MemCorrelationState::default(),
+            state,
             allowlist: None,
         }
         .handle(payload, &inv)
         .await
     }
 
+    /// The stored findings (not the correlation and alert-group state items).
     async fn items(&self) -> Vec<Item> {
-        self.moto.scan_table(TABLE).await
+        let mut all = self.moto.scan_table(TABLE).await;
+        all.retain(
+            |i| matches!(i.get("pk"), Some(AttributeValue::S(pk)) if pk.starts_with("ACCT#")),
+        );
+        all
+    }
+
+    /// The alert-group state items.
+    async fn groups(&self) -> Vec<Item> {
+        let mut all = self.moto.scan_table(TABLE).await;
+        all.retain(
+            |i| matches!(i.get("pk"), Some(AttributeValue::S(pk)) if pk.starts_with("ALERTGROUP#")),
+        );
+        all
     }
 }
 
@@ -235,7 +265,7 @@ async fn s3_sqs_and_sns_events_store_and_alert_exactly_once() {
         sns_event(&s3_event(&[&odd_encoded])),
     ];
     for ev in &events {
-        let out = env.invoke(ev.clone()).await.unwrap();
+        let out = env.invoke_with_table_state(ev.clone()).await.unwrap();
         if let Some(f) = out.get("batchItemFailures") {
             assert_eq!(f, &json!([]));
         } else {
@@ -278,18 +308,52 @@ async fn s3_sqs_and_sns_events_store_and_alert_exactly_once() {
             "{sev}"
         );
     }
-    // every alerted finding produced one message with its attributes
-    let msgs = env.moto.receive_all(&env.queue).await;
-    let alerted: Vec<&Item> = items
+    // alert grouping: the three StopLogging findings (one rule, one principal, no resource
+    // named, one hour) are one group in DynamoDB; the first invocation's finding leads and
+    // alerts, the two later ones are stored as followers with the same group_id
+    let stops: Vec<&Item> = items
         .iter()
-        .filter(|i| *i["alerted"].as_bool().unwrap())
+        .filter(|i| s(i, "rule_id") == "tw-cloudtrail-stop-logging")
         .collect();
-    assert_eq!(msgs.len(), alerted.len());
+    assert_eq!(stops.len(), 3);
+    let leader_id = stops
+        .iter()
+        .find(|i| s(i, "event_id").ends_with("000000000002"))
+        .map(|i| s(i, "id").to_owned())
+        .unwrap();
+    let group_id = s(stops[0], "group_id");
+    for item in &stops {
+        assert_eq!(s(item, "group_id"), group_id);
+        let follower = item.get("grouped").and_then(|v| v.as_bool().ok()).copied();
+        let is_leader = s(item, "id") == leader_id;
+        assert_eq!(follower, (!is_leader).then_some(true), "{item:?}");
+    }
+    let mut groups = env.groups().await;
+    groups.retain(|g| s(g, "rule_id") == "tw-cloudtrail-stop-logging");
+    assert_eq!(groups.len(), 1);
+    assert_eq!(groups[0]["f"].as_ss().unwrap().len(), 3);
+    assert_eq!(s(&groups[0], "leader"), leader_id);
+    assert_eq!(
+        format!(
+            "{}-{}",
+            s(&groups[0], "pk").trim_start_matches("ALERTGROUP#"),
+            s(&groups[0], "sk")
+        ),
+        group_id
+    );
+
+    // one message per alert: the leader's (and any other rule's findings)
+    let msgs = env.moto.receive_all(&env.queue).await;
+    let alerted_alone = items
+        .iter()
+        .filter(|i| *i["alerted"].as_bool().unwrap() && !i.contains_key("grouped"))
+        .count();
+    assert_eq!(msgs.len(), alerted_alone);
     let stop_msgs: Vec<&Value> = msgs
         .iter()
         .filter(|m| m["MessageAttributes"]["rule_id"]["Value"] == "tw-cloudtrail-stop-logging")
         .collect();
-    assert_eq!(stop_msgs.len(), 3);
+    assert_eq!(stop_msgs.len(), 1);
     for m in &stop_msgs {
         assert_eq!(m["MessageAttributes"]["severity"]["Value"], "high");
         assert_eq!(m["MessageAttributes"]["account_id"]["Value"], ACCOUNT);
@@ -299,11 +363,15 @@ async fn s3_sqs_and_sns_events_store_and_alert_exactly_once() {
         assert!(subject.len() < 100);
         let body: Value = serde_json::from_str(m["Message"].as_str().unwrap()).unwrap();
         assert_eq!(body["rule_id"], "tw-cloudtrail-stop-logging");
+        assert_eq!(body["id"], leader_id.as_str());
+        assert_eq!(body["group"]["id"], group_id);
+        assert_eq!(body["group"]["count"], 1);
+        assert_eq!(body["group"]["first_seen"], "2026-11-23T10:00:02Z");
     }
 
     // the same events again: nothing new stored, nothing new sent
     for ev in &events {
-        env.invoke(ev.clone()).await.unwrap();
+        env.invoke_with_table_state(ev.clone()).await.unwrap();
     }
     assert_eq!(ids_of(&env.items().await), want);
     assert!(env.moto.receive_all(&env.queue).await.is_empty());

@@ -15,7 +15,7 @@ use trailwatch::detect::RuleSet;
 use trailwatch::model::Record;
 use trailwatch::ports::aws::DynamoDbCorrelationState;
 use trailwatch::ports::state::{CorrelationState, Episode, StateKey, StateUpdate};
-use trailwatch::suppress::group;
+use trailwatch::suppress::group::{self, Announce, GroupKey};
 
 const TABLE: &str = "findings";
 
@@ -190,8 +190,69 @@ async fn alert_groups_have_one_leader_in_dynamodb() {
     let ra = group::admit(&s, &a, Some("bucket-1"), 3600).await.unwrap();
     let rb = group::admit(&s, &b, Some("bucket-1"), 3600).await.unwrap();
     let ra2 = group::admit(&s, &a, Some("bucket-1"), 3600).await.unwrap();
-    assert!(ra.leader && !rb.leader && ra2.leader);
-    assert_eq!((rb.count, ra2.count), (2, 2));
-    assert_eq!(rb.first_seen, "2026-11-21T10:01:00Z");
-    assert_eq!(rb.last_seen, "2026-11-21T10:05:00Z");
+    assert_eq!(ra.announce, Announce::Leader(a.id.clone()));
+    assert_eq!(rb.announce, Announce::Nothing);
+    assert_eq!(ra2.announce, Announce::Leader(a.id.clone()));
+    assert_eq!((rb.summary.count, ra2.summary.count), (2, 2));
+    assert_eq!(rb.summary.first_seen, "2026-11-21T10:01:00Z");
+    assert_eq!(rb.summary.last_seen, "2026-11-21T10:05:00Z");
+
+    // a burst in batches (one of them redelivered): one leader, each threshold announced
+    // once, by a finding of the batch that crossed it; chunks of 100 stop at the cap
+    let burst: Vec<_> = (0..1150)
+        .map(|i| {
+            finding(
+                &format!("ev-{i:04}"),
+                &format!("2026-11-21T12:{:02}:{:02}Z", i / 60 % 60, i % 60),
+            )
+        })
+        .collect();
+    let refs: Vec<_> = burst.iter().collect();
+    let key = GroupKey::of(&burst[0], None, 3600);
+    let r = group::admit_all(&s, &key, &refs[..4], 3600).await.unwrap();
+    assert_eq!(r.announce, Announce::Leader(burst[0].id.clone()));
+    let update_10 = Announce::Update {
+        threshold: 10,
+        by: burst[10].id.clone(),
+    };
+    for _ in 0..2 {
+        let r = group::admit_all(&s, &key, &refs[4..11], 3600)
+            .await
+            .unwrap();
+        assert_eq!((&r.announce, r.summary.count), (&update_10, 11));
+    }
+    let r = group::admit_all(&s, &key, &refs[11..150], 3600)
+        .await
+        .unwrap();
+    assert_eq!(r.summary.count, 150);
+    assert_eq!(
+        r.announce,
+        Announce::Update {
+            threshold: 100,
+            by: burst[149].id.clone()
+        }
+    );
+    let r = group::admit_all(&s, &key, &refs[150..], 3600)
+        .await
+        .unwrap();
+    assert!(matches!(
+        r.announce,
+        Announce::Update {
+            threshold: 1000,
+            ..
+        }
+    ));
+    assert!(r.summary.saturated && r.summary.count >= 1000 && r.summary.count <= 1100);
+    assert_eq!(r.summary.first_seen, "2026-11-21T12:00:00Z");
+    let item = s
+        .get(&StateKey {
+            pk: format!("ALERTGROUP#{}", key.hash),
+            sk: key.start.to_string(),
+        })
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(item.scalars["leader"], burst[0].id);
+    assert_eq!(item.scalars["update_10"], burst[10].id);
+    assert_eq!(item.scalars["update_100"], burst[149].id);
 }

@@ -236,7 +236,11 @@ async fn s3_path(
             object_key: Some(KEY),
         })
         .collect();
-    deliver(cfg, store, notifier, &stored).await.unwrap();
+    // grouping is off in this test (`cfg`); the state is only there to satisfy delivery
+    let state = MemCorrelationState::default();
+    deliver(cfg, store, notifier, &state, &stored)
+        .await
+        .unwrap();
     findings
 }
 
@@ -322,10 +326,13 @@ fn assert_each_once(
 
 #[tokio::test]
 async fn log_file_and_eventbridge_paths_agree() {
-    let (cfg, rules) = (
+    let (mut cfg, rules) = (
         Config::new("findings", "arn:aws:sns:us-east-1:111122223333:alerts"),
         rules(),
     );
+    // each alertable finding must alert: alert grouping (tested in `handler::deliver` and
+    // `moto_log_processor`) would fold the two StopLogging findings of one principal
+    cfg.alert_group_window_secs = 0;
 
     // S3 first, then EventBridge
     let (store, notifier) = (MemFindingStore::default(), MemNotifier::default());

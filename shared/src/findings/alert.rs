@@ -7,6 +7,11 @@
 //! runaway script pages once, not a thousand times. The plan also lists every finding an
 //! alert covers, for `mark_alerted` after a successful publish. Pure: no I/O.
 //!
+//! Alert groups ([`crate::suppress::group`]) add two shapes: a group leader's alert carries
+//! a `group` object ([`GroupSummary`]: id, count, first/last seen, resource) and, when the
+//! group already holds more than one finding, a count in its subject; an *update* alert
+//! ([`group_update`]) announces that a group reached a threshold.
+//!
 //! Subjects follow SNS's rules for email subjects: ASCII, no line breaks or control
 //! characters, fewer than 100 characters (longer ones are cut with `...`).
 
@@ -30,6 +35,33 @@ pub struct AlertPlan<'a> {
     pub alerts: Vec<Alert>,
     /// Every finding an alert covers (mark these alerted once published).
     pub covered: Vec<&'a Finding>,
+}
+
+/// An alert group as its leader's alert or an update alert reports it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct GroupSummary {
+    /// Group id (`<hash>-<window start>`); stored findings carry it as `group_id`.
+    pub id: String,
+    /// Findings in the group so far.
+    pub count: usize,
+    /// The group stopped counting individual findings: `count` is a lower bound.
+    pub saturated: bool,
+    /// Earliest event time in the group.
+    pub first_seen: String,
+    /// Latest event time in the group.
+    pub last_seen: String,
+    /// The resource the group is about, when the records named one.
+    pub resource: Option<String>,
+}
+
+impl GroupSummary {
+    fn count_text(&self) -> String {
+        if self.saturated {
+            format!("{}+", self.count)
+        } else {
+            self.count.to_string()
+        }
+    }
 }
 
 /// Make `s` a valid SNS subject: printable ASCII only, at most [`MAX_SUBJECT_CHARS`].
@@ -104,17 +136,35 @@ fn bounded_body(full: serde_json::Value, fallback: serde_json::Value) -> String 
     }
 }
 
-fn single(f: &Finding) -> Alert {
+fn single(f: &Finding, group: Option<&GroupSummary>) -> Alert {
     let mut body = serde_json::to_value(f).unwrap_or_else(|_| json!({}));
     if let Some(obj) = body.as_object_mut() {
         obj.insert("explanation".into(), json!(explanation(f)));
+        if let Some(g) = group {
+            obj.insert("group".into(), json!(g));
+        }
     }
+    let subject = match group {
+        Some(g) if g.count > 1 => {
+            let who = f.principal.as_deref().unwrap_or("unknown principal");
+            subject_safe(&format!(
+                "[{}] {} x {} - {} by {} in {}",
+                upper(f.severity),
+                g.count_text(),
+                f.title,
+                non_empty(&f.event_name),
+                who,
+                non_empty(&f.account_id)
+            ))
+        }
+        _ => subject_for(f),
+    };
     let fallback = json!({
         "id": f.id, "rule_id": f.rule_id, "severity": f.severity,
         "event_id": f.event_id, "explanation": "finding too large for an alert; see the findings table",
     });
     Alert {
-        subject: subject_for(f),
+        subject,
         body: bounded_body(body, fallback),
         severity: f.severity,
         rule_id: non_empty(&f.rule_id).to_owned(),
@@ -188,19 +238,78 @@ fn flood(group: &[&Finding]) -> Option<Alert> {
     })
 }
 
+/// The update alert of group `g`, carried by its finding `f`, for reaching `threshold`.
+/// Its id is `<group id>-update-<threshold>`, the same whoever sends it.
+pub fn group_update(f: &Finding, g: &GroupSummary, threshold: usize) -> Alert {
+    let principal = f.principal.as_deref().unwrap_or("unknown principal");
+    let id = format!("{}-update-{threshold}", g.id);
+    let on = g
+        .resource
+        .as_deref()
+        .map(|r| format!(" on {r}"))
+        .unwrap_or_default();
+    let body = json!({
+        "update": true,
+        "id": id,
+        "rule_id": f.rule_id,
+        "title": f.title,
+        "severity": f.severity,
+        "principal": principal,
+        "account_id": non_empty(&f.account_id),
+        "threshold": threshold,
+        "group": g,
+        "example_finding_id": f.id,
+        "example_event_id": f.event_id,
+        "explanation": format!(
+            "Alert group {} (rule {} by {}{}) reached {} findings between {} and {}. Only its \
+             first finding was alerted; the others are stored with group_id {}.",
+            g.id, f.rule_id, principal, on, g.count_text(), g.first_seen, g.last_seen, g.id
+        ),
+    });
+    let fallback = json!({"update": true, "id": id, "rule_id": f.rule_id, "count": g.count});
+    Alert {
+        subject: subject_safe(&format!(
+            "[{}] Update: {} x {} - by {} in {}",
+            upper(f.severity),
+            g.count_text(),
+            f.title,
+            principal,
+            non_empty(&f.account_id)
+        )),
+        body: bounded_body(body, fallback),
+        severity: f.severity,
+        rule_id: non_empty(&f.rule_id).to_owned(),
+        account_id: non_empty(&f.account_id).to_owned(),
+        id,
+    }
+}
+
+/// Whether `f` is worth an alert under `cfg`: at or above the threshold and not suppressed
+/// by the allow-list ([`crate::suppress::is_suppressed`]).
+pub fn is_alertable(cfg: &Config, f: &Finding) -> bool {
+    f.severity >= cfg.min_alert_severity && !crate::suppress::is_suppressed(f)
+}
+
 /// Plan the alerts for `findings` (new or not yet alerted) under `cfg`'s threshold and
 /// flood limit. Findings suppressed by the allow-list ([`crate::suppress::is_suppressed`])
 /// are stored by the caller but never alerted: they are left out here.
 pub fn plan<'a>(cfg: &Config, findings: &[&'a Finding]) -> AlertPlan<'a> {
+    plan_grouped(cfg, findings, &HashMap::new())
+}
+
+/// [`plan`], where the findings that lead an alert group (by finding id in `leaders`) carry
+/// their group in their alert.
+pub fn plan_grouped<'a>(
+    cfg: &Config,
+    findings: &[&'a Finding],
+    leaders: &HashMap<String, GroupSummary>,
+) -> AlertPlan<'a> {
     // group by (rule, principal), keeping first-seen order
     let mut order: Vec<(&str, Option<&str>)> = Vec::new();
     let mut groups: HashMap<(&str, Option<&str>), Vec<&'a Finding>> = HashMap::new();
     let mut seen = std::collections::HashSet::new();
     for f in findings.iter().copied() {
-        if f.severity < cfg.min_alert_severity
-            || crate::suppress::is_suppressed(f)
-            || !seen.insert(f.id.as_str())
-        {
+        if !is_alertable(cfg, f) || !seen.insert(f.id.as_str()) {
             continue;
         }
         let k = (f.rule_id.as_str(), f.principal.as_deref());
@@ -224,7 +333,7 @@ pub fn plan<'a>(cfg: &Config, findings: &[&'a Finding]) -> AlertPlan<'a> {
             }
         } else {
             for f in group {
-                out.alerts.push(single(f));
+                out.alerts.push(single(f, leaders.get(&f.id)));
                 out.covered.push(f);
             }
         }

@@ -9,8 +9,10 @@
 //! The keys depend only on the finding, so `mark_alerted` (and a remediation lookup) can
 //! address an item without reading it. The item carries a compact copy of the record, cut
 //! so the whole item stays under [`MAX_ITEM_BYTES`] (DynamoDB's hard limit is 400 KB) and
-//! marked `record_truncated`. `expires_at` is the TTL attribute. This module does no I/O;
-//! `ports::aws` converts [`Attr`] to SDK attribute values.
+//! marked `record_truncated`. `expires_at` is the TTL attribute. Attributes set later:
+//! `alerted` (its alert went out, or it needs none), `group_id` (its alert group, see
+//! `suppress::group`) and `grouped = true` (a follower, counted in its group leader's
+//! alert). This module does no I/O; `ports::aws` converts [`Attr`] to SDK attribute values.
 
 use crate::findings::Finding;
 use crate::model::parse_time;

@@ -409,7 +409,7 @@ where
                     object_key: None,
                 })
                 .collect();
-            deliver(self.cfg, self.store, self.notifier, &stored)
+            deliver(self.cfg, self.store, self.notifier, self.state, &stored)
                 .await
                 .map_err(|source| EventHandlerError::Deliver {
                     event_id: event_id.clone(),

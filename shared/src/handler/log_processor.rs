@@ -594,7 +594,7 @@ impl<O: ObjectSource, S: FindingStore, N: Notifier, C: CorrelationState>
             }))
             .collect();
         // deliver what was found even if the download broke: the retry finds them stored
-        let delivered = deliver(self.cfg, self.store, self.notifier, &stored).await;
+        let delivered = deliver(self.cfg, self.store, self.notifier, self.state, &stored).await;
         let s = &scanned.stats;
         let duration_ms = started.elapsed().as_millis() as u64;
         tracing::info!(

@@ -4,7 +4,8 @@
 //! a [`Put::Duplicate`]); each can be told to fail, to test the handlers' retry decisions.
 
 use super::{
-    Alert, FindingStore, Notifier, ObjectBody, ObjectSource, PortError, Put, StoredFinding,
+    Alert, FindingStore, GroupMark, Notifier, ObjectBody, ObjectSource, PortError, Put,
+    StoredFinding,
 };
 use crate::findings::Finding;
 use std::collections::HashMap;
@@ -80,6 +81,8 @@ struct MemItem {
     alerted: bool,
     record_json: Option<String>,
     object_key: Option<String>,
+    group_id: Option<String>,
+    grouped: bool,
 }
 
 /// Findings held in memory, keyed by finding id.
@@ -116,6 +119,13 @@ impl MemFindingStore {
             .map(|i| (i.record_json.clone(), i.object_key.clone()))
     }
 
+    /// The alert group of finding `id` and whether it is a follower (`grouped`).
+    pub fn group_of(&self, id: &str) -> Option<(String, bool)> {
+        let m = self.items.lock().ok()?;
+        let item = m.get(id)?;
+        Some((item.group_id.clone()?, item.grouped))
+    }
+
     /// Make the next `n` puts fail with a transient error (throttling).
     pub fn fail_next_puts(&self, n: usize) {
         self.fail_puts.store(n, Ordering::SeqCst);
@@ -147,6 +157,8 @@ impl FindingStore for MemFindingStore {
                         alerted: false,
                         record_json: item.record_json.map(str::to_owned),
                         object_key: item.object_key.map(str::to_owned),
+                        group_id: None,
+                        grouped: false,
                     },
                 );
                 Ok(Put::Created)
@@ -159,6 +171,18 @@ impl FindingStore for MemFindingStore {
         for f in findings {
             if let Some(entry) = m.get_mut(&f.id) {
                 entry.alerted = true;
+            }
+        }
+        Ok(())
+    }
+
+    async fn mark_grouped(&self, marks: &[GroupMark<'_>]) -> Result<(), PortError> {
+        let mut m = self.items.lock().map_err(|_| poisoned("UpdateItem"))?;
+        for g in marks {
+            if let Some(entry) = m.get_mut(&g.finding.id) {
+                entry.alerted = true;
+                entry.group_id = Some(g.group_id.to_owned());
+                entry.grouped = g.follower;
             }
         }
         Ok(())

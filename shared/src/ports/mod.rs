@@ -154,6 +154,28 @@ pub trait FindingStore: Send + Sync {
         &self,
         findings: &[&Finding],
     ) -> impl Future<Output = Result<(), PortError>> + Send;
+
+    /// Record that these findings belong to an alert group (attribute `group_id`) and need
+    /// no alert of their own (`alerted`): either their group alert was published, or they
+    /// are followers (`grouped`), counted in their leader's alert.
+    ///
+    /// # Errors
+    /// [`PortError`] classified by the adapter.
+    fn mark_grouped(
+        &self,
+        marks: &[GroupMark<'_>],
+    ) -> impl Future<Output = Result<(), PortError>> + Send;
+}
+
+/// One finding's membership of an alert group ([`FindingStore::mark_grouped`]).
+#[derive(Debug, Clone, Copy)]
+pub struct GroupMark<'a> {
+    /// The finding.
+    pub finding: &'a Finding,
+    /// Its group's id (`crate::suppress::group::GroupKey::id`).
+    pub group_id: &'a str,
+    /// A follower: never alerted itself, counted in the group leader's alert.
+    pub follower: bool,
 }
 
 /// One alert message.

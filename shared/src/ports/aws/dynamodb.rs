@@ -9,14 +9,15 @@
 //! `ReturnValuesOnConditionCheckFailure=ALL_OLD` returns the stored item in the same call,
 //! so its `alerted` flag costs no extra read (a consistent `GetItem` is the fallback for
 //! endpoints that do not return it). `mark_alerted` is an `UpdateItem SET alerted = :t`
-//! conditioned on the item existing, so it never creates a partial item.
+//! conditioned on the item existing, so it never creates a partial item; `mark_grouped`
+//! likewise sets `alerted`, `group_id` and, for followers, `grouped = true`.
 //!
 //! Item layout: [`crate::findings::item`].
 
 use super::classify::classify;
 use crate::findings::item::{self, Attr};
 use crate::findings::Finding;
-use crate::ports::{FindingStore, PortError, Put, StoredFinding};
+use crate::ports::{FindingStore, GroupMark, PortError, Put, StoredFinding};
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValuesOnConditionCheckFailure};
@@ -95,17 +96,29 @@ impl DynamoDbFindingStore {
         Ok(alerted_flag(out.item()).unwrap_or(false))
     }
 
-    async fn mark_one(&self, finding: &Finding) -> Result<(), PortError> {
-        let r = self
+    async fn mark_one(
+        &self,
+        finding: &Finding,
+        group: Option<(&str, bool)>,
+    ) -> Result<(), PortError> {
+        let mut req = self
             .client
             .update_item()
             .table_name(&self.table)
             .set_key(Some(Self::key_of(finding)))
-            .update_expression("SET alerted = :t")
             .condition_expression("attribute_exists(pk)")
-            .expression_attribute_values(":t", AttributeValue::Bool(true))
-            .send()
-            .await;
+            .expression_attribute_values(":t", AttributeValue::Bool(true));
+        req = match group {
+            None => req.update_expression("SET alerted = :t"),
+            Some((group_id, follower)) => req
+                .update_expression(if follower {
+                    "SET alerted = :t, group_id = :g, grouped = :t"
+                } else {
+                    "SET alerted = :t, group_id = :g"
+                })
+                .expression_attribute_values(":g", AttributeValue::S(group_id.to_owned())),
+        };
+        let r = req.send().await;
         match r {
             Ok(_) => Ok(()),
             Err(e) => match e.as_service_error() {
@@ -154,7 +167,19 @@ impl FindingStore for DynamoDbFindingStore {
         // higher-ranked `Send` check of the trait's future
         let mut updates = Vec::with_capacity(findings.len());
         for f in findings {
-            updates.push(self.mark_one(f));
+            updates.push(self.mark_one(f, None));
+        }
+        stream::iter(updates)
+            .buffer_unordered(self.max_in_flight.get())
+            .try_collect::<Vec<()>>()
+            .await
+            .map(|_| ())
+    }
+
+    async fn mark_grouped(&self, marks: &[GroupMark<'_>]) -> Result<(), PortError> {
+        let mut updates = Vec::with_capacity(marks.len());
+        for g in marks {
+            updates.push(self.mark_one(g.finding, Some((g.group_id, g.follower))));
         }
         stream::iter(updates)
             .buffer_unordered(self.max_in_flight.get())
