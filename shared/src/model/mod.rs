@@ -4,6 +4,7 @@
 //! [`crate::ingest`]'s job. Nothing here does I/O.
 
 pub mod envelope;
+mod json;
 pub mod record;
 pub mod s3key;
 

@@ -272,6 +272,63 @@ fn split_object(raw: &str, range: Range<usize>) -> Option<Vec<TopField>> {
     }
 }
 
+/// Validate a record's text and index its top-level fields in one pass, with the same
+/// result as the serde_json reading ([`TopLevel`]): key and value ranges, the last of
+/// duplicate keys kept. `None` when the text is not a plain valid object (invalid JSON, a
+/// key with escapes or control characters): the caller falls back to serde_json, which
+/// then gives the error.
+fn index_fields(raw: &str) -> Option<Vec<TopField>> {
+    use super::json::{skip_str, skip_value, skip_ws};
+    let b = raw.as_bytes();
+    let mut i = skip_ws(b, 0);
+    if b.get(i) != Some(&b'{') {
+        return None;
+    }
+    let mut out: Vec<TopField> = Vec::with_capacity(24);
+    let mut seen: u128 = 0;
+    i = skip_ws(b, i + 1);
+    if b.get(i) == Some(&b'}') {
+        return (skip_ws(b, i + 1) == b.len()).then_some(out);
+    }
+    loop {
+        if b.get(i) != Some(&b'"') {
+            return None;
+        }
+        let ks = i + 1;
+        let (after, escaped) = skip_str(b, ks)?;
+        if escaped {
+            return None;
+        }
+        let ke = after - 1;
+        i = skip_ws(b, after);
+        if b.get(i) != Some(&b':') {
+            return None;
+        }
+        let vs = skip_ws(b, i + 1);
+        // depth 1: the record object itself is open
+        let ve = skip_value(b, vs, 1, MAX_DEPTH)?;
+        let key = raw.get(ks..ke)?;
+        let bit = key_bit(key);
+        if seen & bit != 0 {
+            // JSON allows duplicate keys; like serde_json's maps, the last one wins
+            if let Some(p) = out.iter().position(|f| f.key_in(raw) == key) {
+                out.remove(p);
+            }
+        }
+        seen |= bit;
+        out.push(TopField {
+            key: Key::At(ks..ke),
+            node: Node::new(vs..ve),
+        });
+        i = skip_ws(b, ve);
+        match b.get(i)? {
+            b',' => i = skip_ws(b, i + 1),
+            b'}' => return (skip_ws(b, i + 1) == b.len()).then_some(out),
+            _ => return None,
+        }
+    }
+}
+
 /// The field named `key` (the last one wins on duplicates: they were removed at indexing).
 fn find<'s>(fields: &'s [TopField], raw: &'s str, key: &str) -> Option<&'s TopField> {
     fields.iter().find(|f| f.key_in(raw) == key)
@@ -320,6 +377,11 @@ impl Record {
             serde_json::from_str::<de::IgnoredAny>(&raw)?;
             return Err(RecordError::NotAnObject(kind_of(first)));
         }
+        if let Some(fields) = index_fields(&raw) {
+            return Ok(Record { raw, fields });
+        }
+        // anything unusual (invalid JSON, escaped keys): serde_json reads it and reports
+        // errors with their positions
         let mut fields = Vec::with_capacity(24);
         let mut de = serde_json::Deserializer::from_str(&raw);
         de::DeserializeSeed::deserialize(
@@ -787,6 +849,70 @@ mod tests {
         assert_eq!(r.str_at("userIdentity.arn"), Some("arn:aws:iam::1:root"));
         assert_eq!(r.str_at("userIdentity.o.p"), Some("q\"r"));
         assert_eq!(r.identity_type(), IdentityType::Root);
+    }
+
+    /// The serde_json reading of a record's top-level fields: (key, value text) pairs.
+    fn serde_index(text: &str) -> Option<Vec<(String, String)>> {
+        let mut fields = Vec::new();
+        let mut de = serde_json::Deserializer::from_str(text);
+        let seed = TopLevel {
+            raw: text,
+            out: &mut fields,
+        };
+        de::DeserializeSeed::deserialize(seed, &mut de).ok()?;
+        de.end().ok()?;
+        Some(pairs(text, &fields))
+    }
+
+    fn pairs(text: &str, fields: &[TopField]) -> Vec<(String, String)> {
+        fields
+            .iter()
+            .map(|f| {
+                let v = text.get(f.node.value.clone()).unwrap_or_default();
+                (f.key_in(text).to_owned(), v.to_owned())
+            })
+            .collect()
+    }
+
+    #[test]
+    fn one_pass_index_agrees_with_serde() {
+        let cases = [
+            SAMPLE,
+            "{}",
+            " { } ",
+            r#"{"a":1,"b":[1,{"c":"}"}],"a":{"x":null}}"#,
+            " {\n\t\"a\" : \"x\\\"y\" ,\"b\":-0.5e+3 } ",
+        ];
+        for text in cases {
+            let fast = index_fields(text).map(|f| pairs(text, &f));
+            assert!(fast.is_some(), "{text}");
+            assert_eq!(fast, serde_index(text), "{text}");
+        }
+        // the one-pass index never accepts what serde_json rejects, and agrees when both do
+        let bytes = SAMPLE.as_bytes();
+        for at in 0..bytes.len() {
+            for sub in [
+                b'"', b'\\', b'{', b'}', b'[', b']', b',', b':', b'1', b'x', 0x02,
+            ] {
+                let mut m = bytes.to_vec();
+                m[at] = sub;
+                let Ok(text) = std::str::from_utf8(&m) else {
+                    continue;
+                };
+                if let Some(fast) = index_fields(text) {
+                    assert_eq!(Some(pairs(text, &fast)), serde_index(text), "{text}");
+                }
+            }
+        }
+        // escaped keys are left to serde_json
+        assert!(index_fields(r#"{"a\u0062":1}"#).is_none());
+        assert_eq!(
+            Record::from_json(r#"{"a\u0062":1}"#)
+                .unwrap()
+                .keys()
+                .collect::<Vec<_>>(),
+            ["ab"]
+        );
     }
 
     #[test]
