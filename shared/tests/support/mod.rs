@@ -72,11 +72,25 @@ pub fn moto_binary() -> Option<PathBuf> {
     find_on_path("moto_server")
 }
 
+/// Ports this process has handed to a moto server. `bind(0)` may return a port that was
+/// released a moment ago, and between `free_port` releasing it and moto binding it (a
+/// second or more of Python start-up) a parallel test could be handed the same port: its
+/// moto then fails to bind while the readiness probe is answered by the *other* test's
+/// server, so two tests share one moto ("table already exists", foreign items). Never
+/// handing out a port twice in one process closes that race between tests of a binary.
+static HANDED_OUT: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+
 fn free_port() -> u16 {
-    // bind port 0 to let the kernel pick, then release it for moto; the window in which
-    // another process could take it is tiny and a collision fails loudly at startup
-    let l = TcpListener::bind("127.0.0.1:0").expect("bind a free port");
-    l.local_addr().expect("local addr").port()
+    // bind port 0 to let the kernel pick, then release it for moto
+    loop {
+        let l = TcpListener::bind("127.0.0.1:0").expect("bind a free port");
+        let port = l.local_addr().expect("local addr").port();
+        let mut used = HANDED_OUT.lock().unwrap_or_else(|e| e.into_inner());
+        if !used.contains(&port) {
+            used.push(port);
+            return port;
+        }
+    }
 }
 
 /// One plain HTTP GET; the status code, if the server answered.
@@ -109,28 +123,37 @@ impl Moto {
             eprintln!("moto not found: skipping {test}");
             return None;
         };
-        let port = free_port();
-        let child = Command::new(&bin)
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| panic!("starting {}: {e}", bin.display()));
-        let mut moto = Moto { child, port };
-        let started = Instant::now();
-        loop {
-            if http_status(port, "/moto-api/").is_some() {
-                return Some(moto);
+        // a port taken by another process between `free_port` and moto's bind makes moto
+        // exit at start-up: try another port, a few times
+        for attempt in 1..=3 {
+            let port = free_port();
+            let child = Command::new(&bin)
+                .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap_or_else(|e| panic!("starting {}: {e}", bin.display()));
+            let mut moto = Moto { child, port };
+            let started = Instant::now();
+            loop {
+                if let Ok(Some(status)) = moto.child.try_wait() {
+                    if attempt == 3 {
+                        panic!("moto_server exited during startup ({status}) on port {port}");
+                    }
+                    eprintln!("moto_server exited during startup on port {port}; retrying");
+                    break;
+                }
+                if http_status(port, "/moto-api/").is_some() {
+                    return Some(moto);
+                }
+                if started.elapsed() > Duration::from_secs(15) {
+                    panic!("moto_server did not answer on port {port} within 15 s");
+                }
+                std::thread::sleep(Duration::from_millis(100));
             }
-            if let Ok(Some(status)) = moto.child.try_wait() {
-                panic!("moto_server exited during startup ({status}) on port {port}");
-            }
-            if started.elapsed() > Duration::from_secs(15) {
-                panic!("moto_server did not answer on port {port} within 15 s");
-            }
-            std::thread::sleep(Duration::from_millis(100));
         }
+        unreachable!("the third failed attempt panics")
     }
 
     /// `http://127.0.0.1:<port>`.
