@@ -18,7 +18,7 @@
 pub mod scan;
 
 use crate::detect::Event as _;
-use crate::model::{Envelope, Record, RecordError};
+use crate::model::{record, Envelope, Record, RecordError};
 use flate2::bufread::MultiGzDecoder;
 use scan::{ScanError, Scanned, Scanner};
 use serde_json::Value;
@@ -340,6 +340,17 @@ impl<R: BufRead> RecordReader<R> {
         self.pending.push_back(Item::Record(r));
     }
 
+    /// A record object in `self.buf`, validated and indexed while it was still in the
+    /// stream's buffer.
+    fn indexed_element(&mut self, at: Position, index: record::FieldIndex) {
+        self.index += 1;
+        let bytes = std::mem::replace(&mut self.buf, Vec::with_capacity(RECORD_BUF));
+        match String::from_utf8(bytes) {
+            Ok(text) => self.classify(Ok(Record::from_indexed(text.into(), index)), at),
+            Err(_) => self.reject(at, RejectReason::Utf8),
+        }
+    }
+
     /// A record whose depth the scanner measured while finding its end.
     fn record_from_scanned(&mut self, text: String, at: Position) {
         let depth = self.scan.last_max_depth();
@@ -347,7 +358,13 @@ impl<R: BufRead> RecordReader<R> {
             self.reject(at, RejectReason::Invalid(RecordError::TooDeep(depth)));
             return;
         }
-        match Record::from_json_checked(text.into()) {
+        self.classify(Record::from_json_checked(text.into()), at);
+    }
+
+    /// Queue a read record-shaped object: a record, an EventBridge envelope or a
+    /// lookup-events entry, or a rejection.
+    fn classify(&mut self, read: Result<Record, RecordError>, at: Position) {
+        match read {
             // an EventBridge envelope or a lookup-events entry, told by its top-level keys
             // (free: the record's fields are indexed anyway)
             Ok(r) if r.has_field("detail-type") || r.has_field("CloudTrailEvent") => {
@@ -662,6 +679,26 @@ impl<R: BufRead> RecordReader<R> {
             None => Mode::InArray { first: false },
         };
         let at = self.pos();
+        if records != Some(true) {
+            // most records lie whole in the inflater's buffer: find the end, validate and
+            // index the top-level fields in one pass; anything else takes the scan below
+            self.buf.clear();
+            let limit = self.opts.max_record_bytes;
+            match self
+                .scan
+                .value_in_buffer(&mut self.buf, limit, record::index_object)
+            {
+                Ok(Some(index)) => {
+                    self.indexed_element(at, index);
+                    return Ok(());
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    self.mode = Mode::Done;
+                    return Err(self.scan_err(e, at));
+                }
+            }
+        }
         match self.take_value() {
             Ok(Scanned::Complete) => {}
             Ok(Scanned::TooLarge(size)) => {

@@ -231,3 +231,58 @@ fn lambda_event_records_are_skipped_not_evaluated() {
     assert_eq!((rej, skip), (0, 2));
     assert!(err.is_none());
 }
+
+#[test]
+fn buffered_and_scanned_records_read_the_same() {
+    // a one-byte buffer never holds a whole record, so every record takes the scan and
+    // serde_json path; a large one takes the one-pass index: both must yield the same items
+    let mut text = String::from("{\"Records\":[");
+    let bodies = [
+        rec(0),
+        r#"{"eventName":"A","eventName":"B","x":[1,{"y":"}"}],"n":-1.5e3}"#.to_owned(),
+        r#"{"eventName":"C","bad":01}"#.to_owned(),
+        r#"{"ev\u0065ntName":"D"}"#.to_owned(),
+        "{\"eventName\":\"E\",\"ctl\":\"a\u{1}b\"}".to_owned(),
+        r#"{"eventName":"F","k":"\q"}"#.to_owned(),
+        "[1]".to_owned(),
+        rec(1),
+    ];
+    text.push_str(&bodies.join(" , "));
+    text.push_str("]}");
+    let read = |cap: usize| {
+        let r = RecordReader::new(
+            std::io::BufReader::with_capacity(cap, text.as_bytes()),
+            ReaderOptions::default(),
+        );
+        r.map(|item| match item {
+            Ok(Item::Record(r)) => format!(
+                "record {:?} {:?} {}",
+                r.event_name(),
+                r.keys().collect::<Vec<_>>(),
+                r.as_json()
+            ),
+            Ok(Item::Rejected(rej)) => format!("rejected {} {}", rej.at, rej.reason),
+            Ok(Item::Skipped { at, what }) => format!("skipped {at} {what}"),
+            Err(e) => format!("error {e}"),
+        })
+        .collect::<Vec<_>>()
+    };
+    let scanned = read(1);
+    assert_eq!(scanned.len(), 8);
+    assert_eq!(read(64 * 1024), scanned);
+    assert!(
+        scanned[1].starts_with("record Some(\"B\")"),
+        "{}",
+        scanned[1]
+    );
+    assert!(
+        scanned[2].starts_with("rejected record 2"),
+        "{}",
+        scanned[2]
+    );
+    assert!(
+        scanned[3].starts_with("record Some(\"D\")"),
+        "{}",
+        scanned[3]
+    );
+}

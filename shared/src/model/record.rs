@@ -94,10 +94,10 @@ enum Key {
 
 /// A 128-bit membership filter over key texts: the duplicate-key check (JSON allows
 /// duplicates; the last one wins) runs a linear search only when two keys share a bit.
-fn key_bit(key: &str) -> u128 {
+fn key_bit(key: &[u8]) -> u128 {
     // length and the bytes at both ends tell CloudTrail's keys apart; a collision only costs
     // a linear search
-    let b = key.as_bytes();
+    let b = key;
     let at = |i: usize| u64::from(b.get(i).copied().unwrap_or(0));
     let h = (b.len() as u64)
         .wrapping_mul(0x9E37_79B9_7F4A_7C15)
@@ -186,7 +186,7 @@ impl<'de> Visitor<'de> for TopLevel<'_> {
                 }
                 KeyText::Owned(s) => (Key::Owned(s.as_str().into()), s.as_str()),
             };
-            let bit = key_bit(key_text);
+            let bit = key_bit(key_text.as_bytes());
             if seen & bit != 0 {
                 // JSON allows duplicate keys; like serde_json's maps, the last one wins
                 if let Some(i) = self.out.iter().position(|f| f.key_in(self.raw) == key_text) {
@@ -257,7 +257,7 @@ fn split_object(raw: &str, range: Range<usize>) -> Option<Vec<TopField>> {
                 .position(|c| matches!(c, b',' | b'}' | b']' | b' ' | b'\n' | b'\r' | b'\t'))?,
         };
         let key = raw.get(ks..ke)?;
-        let bit = key_bit(key);
+        let bit = key_bit(key.as_bytes());
         if seen & bit != 0 {
             if let Some(p) = out.iter().position(|f| f.key_in(raw) == key) {
                 out.remove(p);
@@ -272,23 +272,47 @@ fn split_object(raw: &str, range: Range<usize>) -> Option<Vec<TopField>> {
     }
 }
 
+/// The top-level field index of a record's text, built by [`index_object`] while the text
+/// was still in the reader's buffer; [`Record::from_indexed`] pairs it with the text.
+pub(crate) struct FieldIndex(Vec<TopField>);
+
 /// Validate a record's text and index its top-level fields in one pass, with the same
 /// result as the serde_json reading ([`TopLevel`]): key and value ranges, the last of
 /// duplicate keys kept. `None` when the text is not a plain valid object (invalid JSON, a
 /// key with escapes or control characters): the caller falls back to serde_json, which
 /// then gives the error.
 fn index_fields(raw: &str) -> Option<Vec<TopField>> {
-    use super::json::{skip_str, skip_value, skip_ws};
     let b = raw.as_bytes();
-    let mut i = skip_ws(b, 0);
-    if b.get(i) != Some(&b'{') {
+    let start = super::json::skip_ws(b, 0);
+    let (FieldIndex(fields), end) = index_object(b.get(start..)?)?;
+    let shift = |r: &Range<usize>| r.start + start..r.end + start;
+    let fields = fields
+        .into_iter()
+        .map(|f| TopField {
+            key: match f.key {
+                Key::At(r) => Key::At(shift(&r)),
+                owned @ Key::Owned(_) => owned,
+            },
+            node: Node::new(shift(&f.node.value)),
+        })
+        .collect();
+    (super::json::skip_ws(b, start + end) == b.len()).then_some(fields)
+}
+
+/// [`index_fields`] over the object starting at `b[0]`, which may be followed by anything
+/// (the rest of a stream buffer): the index (ranges relative to `b`) and the offset just
+/// past the object. UTF-8 is not checked here: the caller checks the object's bytes
+/// before it pairs them with the index.
+pub(crate) fn index_object(b: &[u8]) -> Option<(FieldIndex, usize)> {
+    use super::json::{skip_str, skip_value, skip_ws};
+    if b.first() != Some(&b'{') {
         return None;
     }
     let mut out: Vec<TopField> = Vec::with_capacity(24);
     let mut seen: u128 = 0;
-    i = skip_ws(b, i + 1);
+    let mut i = skip_ws(b, 1);
     if b.get(i) == Some(&b'}') {
-        return (skip_ws(b, i + 1) == b.len()).then_some(out);
+        return Some((FieldIndex(out), i + 1));
     }
     loop {
         if b.get(i) != Some(&b'"') {
@@ -307,11 +331,12 @@ fn index_fields(raw: &str) -> Option<Vec<TopField>> {
         let vs = skip_ws(b, i + 1);
         // depth 1: the record object itself is open
         let ve = skip_value(b, vs, 1, MAX_DEPTH)?;
-        let key = raw.get(ks..ke)?;
+        let key = b.get(ks..ke)?;
         let bit = key_bit(key);
         if seen & bit != 0 {
             // JSON allows duplicate keys; like serde_json's maps, the last one wins
-            if let Some(p) = out.iter().position(|f| f.key_in(raw) == key) {
+            let same = |f: &TopField| matches!(&f.key, Key::At(r) if b.get(r.clone()) == Some(key));
+            if let Some(p) = out.iter().position(same) {
                 out.remove(p);
             }
         }
@@ -323,7 +348,7 @@ fn index_fields(raw: &str) -> Option<Vec<TopField>> {
         i = skip_ws(b, ve);
         match b.get(i)? {
             b',' => i = skip_ws(b, i + 1),
-            b'}' => return (skip_ws(b, i + 1) == b.len()).then_some(out),
+            b'}' => return Some((FieldIndex(out), i + 1)),
             _ => return None,
         }
     }
@@ -393,6 +418,14 @@ impl Record {
         )?;
         de.end()?;
         Ok(Record { raw, fields })
+    }
+
+    /// Pair a record's text with the index [`index_object`] built from these very bytes.
+    pub(crate) fn from_indexed(raw: Box<str>, index: FieldIndex) -> Record {
+        Record {
+            raw,
+            fields: index.0,
+        }
     }
 
     /// Build a record from an already parsed value (EventBridge `detail`, tests).
