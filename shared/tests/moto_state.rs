@@ -256,3 +256,46 @@ async fn alert_groups_have_one_leader_in_dynamodb() {
     assert_eq!(item.scalars["update_10"], burst[10].id);
     assert_eq!(item.scalars["update_100"], burst[149].id);
 }
+
+#[tokio::test]
+async fn a_ratio_beyond_its_cap_in_one_file_still_fires_in_dynamodb() {
+    let Some((_moto, s)) =
+        setup("a_ratio_beyond_its_cap_in_one_file_still_fires_in_dynamodb").await
+    else {
+        return;
+    };
+    let rules = RuleSet::bundled().unwrap();
+    let correlator = Correlator::new(&rules);
+    // 2,500 DescribeInstances calls by one principal in one file (ratio cap: 2,000);
+    // before interleaving the sets, `d` filled up first and the ratio read 0 %
+    let mut batch = Batch::default();
+    for i in 0..2500i64 {
+        let t = time::OffsetDateTime::from_unix_timestamp(1_794_999_600 + i % 3600)
+            .unwrap()
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap();
+        let r = Record::from_value(&json!({
+            "eventVersion": "1.09", "eventID": format!("00000000-0000-4000-9000-{i:012}"),
+            "eventTime": t, "eventName": "DescribeInstances", "eventSource": "ec2.amazonaws.com",
+            "userIdentity": {"type": "IAMUser", "arn": "arn:aws:iam::111122223333:user/scanner",
+                             "accountId": "111122223333"},
+            "recipientAccountId": "111122223333", "readOnly": true,
+            "awsRegion": "us-east-1", "sourceIPAddress": "203.0.113.9", "eventType": "AwsApiCall"
+        }))
+        .unwrap();
+        let mut matched = Vec::new();
+        rules.matches(&r, &mut matched);
+        correlator.observe(&mut batch, &r, &matched, "s3://b/k");
+    }
+    let found: Vec<String> = correlator
+        .flush(&s, batch)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|f| f.rule_id)
+        .collect();
+    assert!(
+        found.iter().any(|r| r == "tw-corr-enumeration-ratio"),
+        "{found:?}"
+    );
+}

@@ -276,6 +276,9 @@ impl Correlator {
         for (set, members) in pending.members {
             flat.extend(members.into_iter().map(|m| (set.clone(), m)));
         }
+        // one event's members of every set side by side (ratio: its `d` and `n`): set by set,
+        // a flush of more than the cap would fill `d` and have every `n` refused (0 %)
+        flat.sort_by(|a, b| (&a.1, &a.0).cmp(&(&b.1, &b.0)));
         let mut item = StateItem::default();
         for chunk in flat.chunks(MEMBERS_PER_UPDATE) {
             let mut add: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();

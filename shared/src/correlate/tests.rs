@@ -255,3 +255,29 @@ detection:\n  sel:\n    userIdentity.arn|exists: true\n  condition: sel\nlevel: 
         found[0].title
     );
 }
+
+#[tokio::test]
+async fn a_ratio_flush_beyond_the_cap_still_counts_the_numerator() {
+    let activity = "title: any\nname: b-any\nlogsource: {product: aws, service: cloudtrail}\n\
+detection:\n  sel:\n    userIdentity.arn|exists: true\n  condition: sel\nlevel: low\n";
+    let ratio = "title: mostly denied\nname: c-ratio\ncorrelation:\n  type: event_count\n  rules: [b-denied, b-any]\n  group-by: [userIdentity.arn]\n  timespan: 24h\n  condition: {gte: 150}\ntrailwatch:\n  ratio:\n    numerator: [b-denied]\n    min_percent: 80\n    min_total: 200\nlevel: medium\n";
+    let rules = set(&[("any.yml", activity), ("ratio.yml", ratio)]);
+    let state = MemCorrelationState::default();
+    // one file of 2,500 denied calls by one principal: every call is in `d` and `n`
+    let recs: Vec<Record> = (0..2500)
+        .map(|i| record(&format!("e{i:05}"), i % 3600, ALICE, "X"))
+        .collect();
+    let found: Vec<Finding> = run(&rules, &state, &recs, 2500)
+        .await
+        .into_iter()
+        .filter(|f| f.rule_id == "c-ratio")
+        .collect();
+    assert_eq!(found.len(), 1, "a flush beyond the cap lost the numerator");
+    let key = StateKey {
+        pk: format!("STATE#c-ratio#{}", short_hash(ALICE, 16)),
+        sk: ((1_794_999_600_i64).div_euclid(86_400) * 86_400).to_string(),
+    };
+    let item = state.item(&key).unwrap();
+    assert_eq!(item.len_of("n"), item.len_of("d"));
+    assert!((RATIO_CAP..=RATIO_CAP + MEMBERS_PER_UPDATE).contains(&item.len_of("d")));
+}
