@@ -471,4 +471,49 @@ mod tests {
         let refs: Vec<&Finding> = fs.iter().collect();
         plan(&cfg(20), &refs).alerts.len()
     }
+
+    #[test]
+    fn group_leaders_and_updates_carry_the_group() {
+        let f = finding("r1", "e1", Severity::High, "bot");
+        let g = GroupSummary {
+            id: "abc-3600".into(),
+            count: 1000,
+            saturated: true,
+            first_seen: "2024-01-01T00:00:00Z".into(),
+            last_seen: "2024-01-01T00:59:00Z".into(),
+            resource: Some("bucket-1".into()),
+        };
+        let leaders = HashMap::from([(f.id.clone(), g.clone())]);
+        let p = plan_grouped(&cfg(20), &[&f], &leaders);
+        assert_eq!(p.alerts.len(), 1);
+        assert_eq!(p.alerts[0].id, f.id);
+        assert!(p.alerts[0]
+            .subject
+            .starts_with("[HIGH] 1000+ x CloudTrail logging stopped"));
+        let body: serde_json::Value = serde_json::from_str(&p.alerts[0].body).unwrap();
+        assert_eq!(body["group"]["id"], "abc-3600");
+        assert_eq!(body["group"]["resource"], "bucket-1");
+        // a group of one reads like any single alert
+        let one = GroupSummary {
+            count: 1,
+            saturated: false,
+            ..g.clone()
+        };
+        let p = plan_grouped(&cfg(20), &[&f], &HashMap::from([(f.id.clone(), one)]));
+        assert_eq!(p.alerts[0].subject, subject_for(&f));
+        let u = group_update(&f, &g, 1000);
+        assert_eq!(u.id, "abc-3600-update-1000");
+        assert!(u
+            .subject
+            .starts_with("[HIGH] Update: 1000+ x CloudTrail logging stopped - by bot"));
+        let body: serde_json::Value = serde_json::from_str(&u.body).unwrap();
+        assert_eq!(
+            (body["update"].as_bool(), body["threshold"].as_u64()),
+            (Some(true), Some(1000))
+        );
+        assert!(body["explanation"]
+            .as_str()
+            .unwrap()
+            .contains("on bucket-1"));
+    }
 }

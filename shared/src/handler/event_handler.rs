@@ -17,7 +17,8 @@
 //! ([`correlate::observe`]); a retryable state failure is an `Err` (the redelivery repeats
 //! idempotent updates and yields the same deterministic finding ids), a permanent one is
 //! logged and counted. Every finding goes through the allow-list ([`suppress::mark`])
-//! before delivery: suppressed findings are stored, never alerted.
+//! before delivery: suppressed findings are stored, never alerted. Delivery groups alerts
+//! across invocations and with the log-processor in the same state ([`deliver`]).
 
 use crate::config::Config;
 use crate::correlate::{self, CorrelateError, Correlator};

@@ -20,7 +20,8 @@
 //! A retryable state failure retries the object (updates are idempotent, finding ids are
 //! deterministic); a permanent one is logged and counted. Before delivery every finding is
 //! checked against the allow-list ([`suppress::mark`]): suppressed findings are stored,
-//! never alerted.
+//! never alerted. Delivery groups alerts across invocations in the same state
+//! ([`super::deliver`], `ALERT_GROUP_WINDOW_SECS`).
 
 use super::deliver::deliver;
 use crate::correlate::{Batch, Correlator};
