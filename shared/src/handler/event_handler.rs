@@ -934,6 +934,67 @@ mod tests {
         json!({ "Records": recs })
     }
 
+    fn stop_logging(i: usize) -> Value {
+        json!({"version": "0", "id": format!("eb-stop-{i}"),
+            "detail-type": "AWS API Call via CloudTrail", "source": "aws.cloudtrail",
+            "account": "111122223333", "region": "us-east-1",
+            "detail": {
+                "eventVersion": "1.10", "eventTime": format!("2026-11-23T10:03:{:02}Z", i),
+                "eventSource": "cloudtrail.amazonaws.com", "eventName": "StopLogging",
+                "awsRegion": "us-east-1", "sourceIPAddress": "198.51.100.23",
+                "userAgent": "aws-cli/2.17.20",
+                "userIdentity": {"type": "IAMUser", "userName": "mallory",
+                                 "arn": "arn:aws:iam::111122223333:user/mallory",
+                                 "accountId": "111122223333"},
+                "requestParameters": {"name": "team-trail"},
+                "eventID": format!("stop-{i}"), "eventType": "AwsApiCall",
+                "recipientAccountId": "111122223333"}})
+    }
+
+    #[tokio::test]
+    async fn repeated_findings_across_invocations_alert_once_plus_an_update() {
+        let w = World::new(cfg());
+        let stops: Vec<Value> = (0..12).map(stop_logging).collect();
+        // an SQS batch, then single events out of order, one of them twice
+        let resp = w.handler().handle(&sqs(&stops[..6]), None).await.unwrap();
+        assert!(resp.batch_item_failures.is_empty(), "{resp:?}");
+        for i in [11, 6, 8, 8, 7, 10, 9] {
+            w.handler().handle(&stops[i], None).await.unwrap();
+        }
+        let stored: Vec<Finding> = w
+            .store
+            .findings()
+            .into_iter()
+            .filter(|f| f.rule_id == "tw-cloudtrail-stop-logging")
+            .collect();
+        assert_eq!(stored.len(), 12);
+        let sent: Vec<_> = w
+            .notifier
+            .sent()
+            .into_iter()
+            .filter(|a| a.rule_id == "tw-cloudtrail-stop-logging")
+            .collect();
+        // the first event leads; the tenth distinct one (event 7 here) announces 10
+        assert_eq!(sent.len(), 2, "{sent:?}");
+        let leader = stored.iter().find(|f| f.event_id == "stop-0").unwrap();
+        assert_eq!(sent[0].id, leader.id);
+        let update: Value = serde_json::from_str(&sent[1].body).unwrap();
+        assert_eq!(update["threshold"], 10);
+        assert_eq!(update["group"]["count"], 10);
+        assert_eq!(update["group"]["resource"], "team-trail");
+        assert_eq!(update["example_event_id"], "stop-7");
+        assert!(stored.iter().all(|f| w.store.is_alerted(&f.id)));
+        let followers = stored
+            .iter()
+            .filter(|f| {
+                w.store
+                    .group_of(&f.id)
+                    .is_some_and(|(_, follower)| follower)
+            })
+            .count();
+        assert_eq!(followers, 10);
+    }
+
     #[tokio::test]
     async fn a_burst_across_invocations_yields_one_correlation_finding_and_one_alert() {
         let mut c = cfg();
