@@ -205,7 +205,7 @@ impl<'de> Visitor<'de> for TopLevel<'_> {
 
 /// Index the fields of the object at `raw[range]` without parsing it again: the record's
 /// text was validated when it was read, so only the structure is followed (string bodies
-/// skipped with memchr). `None` (the caller lets serde_json do it) when a key holds escapes
+/// skipped eight bytes at a time). `None` (the caller lets serde_json do it) when a key holds escapes
 /// or the text is not an object.
 fn split_object(raw: &str, range: Range<usize>) -> Option<Vec<TopField>> {
     let b = raw.as_bytes().get(..range.end)?;
@@ -223,7 +223,7 @@ fn split_object(raw: &str, range: Range<usize>) -> Option<Vec<TopField>> {
         return None;
     }
     i += 1;
-    let mut out: Vec<TopField> = Vec::new();
+    let mut out: Vec<TopField> = Vec::with_capacity(8);
     let mut seen: u128 = 0;
     loop {
         i = ws(i);
@@ -236,26 +236,18 @@ fn split_object(raw: &str, range: Range<usize>) -> Option<Vec<TopField>> {
             return None;
         }
         let ks = i + 1;
-        let ke = ks + memchr::memchr2(b'"', b'\\', b.get(ks..)?)?;
-        if b.get(ke)? == &b'\\' {
+        let (after, escaped) = super::json::skip_str(b, ks)?;
+        if escaped {
             return None;
         }
-        i = ws(ke + 1);
+        let ke = after - 1;
+        i = ws(after);
         if b.get(i)? != &b':' {
             return None;
         }
         let vs = ws(i + 1);
-        let rest = b.get(vs..)?;
-        let len = match rest.first()? {
-            b'"' | b'{' | b'[' => {
-                let (end, _, _) =
-                    crate::ingest::scan::scan_structure(rest, &mut false, &mut false, 0, 0);
-                end?
-            }
-            _ => rest
-                .iter()
-                .position(|c| matches!(c, b',' | b'}' | b']' | b' ' | b'\n' | b'\r' | b'\t'))?,
-        };
+        // the text was validated with the record: this only finds where the value ends
+        let len = super::json::skip_value(b, vs, 0, MAX_DEPTH)? - vs;
         let key = raw.get(ks..ke)?;
         let bit = key_bit(key.as_bytes());
         if seen & bit != 0 {
@@ -356,7 +348,13 @@ pub(crate) fn index_object(b: &[u8]) -> Option<(FieldIndex, usize)> {
 
 /// The field named `key` (the last one wins on duplicates: they were removed at indexing).
 fn find<'s>(fields: &'s [TopField], raw: &'s str, key: &str) -> Option<&'s TopField> {
-    fields.iter().find(|f| f.key_in(raw) == key)
+    // every rule's field read lands here: compare lengths first, then bytes (no char
+    // boundary checks: the ranges came from the indexer)
+    let (raw, key) = (raw.as_bytes(), key.as_bytes());
+    fields.iter().find(|f| match &f.key {
+        Key::At(r) => r.len() == key.len() && raw.get(r.clone()) == Some(key),
+        Key::Owned(k) => k.as_bytes() == key,
+    })
 }
 
 impl TopField {
