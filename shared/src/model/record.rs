@@ -203,65 +203,31 @@ impl<'de> Visitor<'de> for TopLevel<'_> {
     }
 }
 
-/// Index the fields of the object at `raw[range]` without parsing it again: the record's
-/// text was validated when it was read, so only the structure is followed (string bodies
-/// skipped eight bytes at a time). `None` (the caller lets serde_json do it) when a key holds escapes
-/// or the text is not an object.
+/// Index the fields of the object at `raw[range]` without parsing the record again: the
+/// same one-pass indexer as the record's own fields ([`index_object`]), its ranges shifted
+/// to `raw`. `None` (the caller lets serde_json do it) when a key holds escapes or the
+/// text is not an object.
 fn split_object(raw: &str, range: Range<usize>) -> Option<Vec<TopField>> {
     let b = raw.as_bytes().get(..range.end)?;
-    let ws = |mut i: usize| {
-        while b
-            .get(i)
-            .is_some_and(|c| matches!(c, b' ' | b'\n' | b'\r' | b'\t'))
-        {
-            i += 1;
-        }
-        i
-    };
-    let mut i = range.start;
-    if b.get(i) != Some(&b'{') {
-        return None;
-    }
-    i += 1;
-    let mut out: Vec<TopField> = Vec::with_capacity(8);
-    let mut seen: u128 = 0;
-    loop {
-        i = ws(i);
-        match b.get(i)? {
-            b'}' => return Some(out),
-            b',' => i = ws(i + 1),
-            _ => {}
-        }
-        if b.get(i)? != &b'"' {
-            return None;
-        }
-        let ks = i + 1;
-        let (after, escaped) = super::json::skip_str(b, ks)?;
-        if escaped {
-            return None;
-        }
-        let ke = after - 1;
-        i = ws(after);
-        if b.get(i)? != &b':' {
-            return None;
-        }
-        let vs = ws(i + 1);
-        // the text was validated with the record: this only finds where the value ends
-        let len = super::json::skip_value(b, vs, 0, MAX_DEPTH)? - vs;
-        let key = raw.get(ks..ke)?;
-        let bit = key_bit(key.as_bytes());
-        if seen & bit != 0 {
-            if let Some(p) = out.iter().position(|f| f.key_in(raw) == key) {
-                out.remove(p);
-            }
-        }
-        seen |= bit;
-        out.push(TopField {
-            key: Key::At(ks..ke),
-            node: Node::new(vs..vs + len),
-        });
-        i = vs + len;
-    }
+    index_at(b, range.start).map(|(fields, _)| fields)
+}
+
+/// [`index_object`] over the object at `b[start..]`, its ranges relative to `b`, and the
+/// offset just past the object.
+fn index_at(b: &[u8], start: usize) -> Option<(Vec<TopField>, usize)> {
+    let (FieldIndex(fields), end) = index_object(b.get(start..)?)?;
+    let shift = |r: &Range<usize>| r.start + start..r.end + start;
+    let fields = fields
+        .into_iter()
+        .map(|f| TopField {
+            key: match f.key {
+                Key::At(r) => Key::At(shift(&r)),
+                owned @ Key::Owned(_) => owned,
+            },
+            node: Node::new(shift(&f.node.value)),
+        })
+        .collect();
+    Some((fields, start + end))
 }
 
 /// The top-level field index of a record's text, built by [`index_object`] while the text
@@ -275,20 +241,8 @@ pub(crate) struct FieldIndex(Vec<TopField>);
 /// then gives the error.
 fn index_fields(raw: &str) -> Option<Vec<TopField>> {
     let b = raw.as_bytes();
-    let start = super::json::skip_ws(b, 0);
-    let (FieldIndex(fields), end) = index_object(b.get(start..)?)?;
-    let shift = |r: &Range<usize>| r.start + start..r.end + start;
-    let fields = fields
-        .into_iter()
-        .map(|f| TopField {
-            key: match f.key {
-                Key::At(r) => Key::At(shift(&r)),
-                owned @ Key::Owned(_) => owned,
-            },
-            node: Node::new(shift(&f.node.value)),
-        })
-        .collect();
-    (super::json::skip_ws(b, start + end) == b.len()).then_some(fields)
+    let (fields, end) = index_at(b, super::json::skip_ws(b, 0))?;
+    (super::json::skip_ws(b, end) == b.len()).then_some(fields)
 }
 
 /// [`index_fields`] over the object starting at `b[0]`, which may be followed by anything
