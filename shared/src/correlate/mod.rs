@@ -34,6 +34,7 @@ use futures::stream::{self, StreamExt, TryStreamExt};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
 
 /// Members sent in one state update (keeps each `UpdateItem` small).
 pub const MEMBERS_PER_UPDATE: usize = 100;
@@ -98,6 +99,11 @@ struct Plan {
     threshold: u64,
     span: i64,
     cap: usize,
+    /// Most members of one bucket a flush can send: it stops after the update in which a set
+    /// reaches `cap` (every earlier update found each set below it), so at most `cap` per
+    /// set plus one update. A batch keeps no more than this (in flush order), which bounds
+    /// its memory without changing what is written when the state had none of them yet.
+    keep: usize,
 }
 
 fn split(path: &str) -> Path {
@@ -161,8 +167,12 @@ impl Correlator {
             return;
         };
         let event_id = record.event_id_or_digest();
-        let short = short_hash(&event_id, 12);
+        let hash = hash48(&event_id);
+        let source = batch.source(source);
+        // one context per record, shared by every group it feeds (most records feed several)
+        let mut context: Option<Arc<Context>> = None;
         let mut vals = Vec::new();
+        let mut members: Vec<(Set, Member)> = Vec::new();
         for rule in matched {
             let Some(feeds) = self.by_rule.get(&rule.id) else {
                 continue;
@@ -175,10 +185,9 @@ impl Correlator {
                     continue;
                 };
                 let bucket = time.div_euclid(p.span) * p.span;
-                let mut members: Vec<(&'static str, String)> = Vec::new();
-                let temporal_set;
+                members.clear();
                 match &p.shape {
-                    Shape::Count => members.push(("e", format!("{time}|{short}"))),
+                    Shape::Count => members.push((Set::E, Member::Timed(time, hash))),
                     Shape::Values => {
                         let Some(path) = p.value_paths.get(step).and_then(Option::as_ref) else {
                             continue;
@@ -188,37 +197,38 @@ impl Correlator {
                         record.values_at(path, &mut vals);
                         for v in &vals {
                             if let Some(text) = scalar(v) {
-                                members.push(("v", format!("{slot}|{}", cut(&text))));
+                                let m = format!("{slot}|{}", cut(&text));
+                                members.push((Set::V, Member::Text(m.into_boxed_str())));
                             }
                         }
                     }
                     Shape::Temporal { .. } => {
-                        temporal_set = format!("s{step}");
+                        let step = u16::try_from(step).unwrap_or(u16::MAX);
                         let slot = round_down(time, p.span / 16);
-                        let pending = batch.entry(pi, &group, bucket);
-                        pending
-                            .members
-                            .entry(temporal_set)
-                            .or_default()
-                            .insert(slot.to_string());
-                        pending.context.offer(record, time, source);
-                        continue;
+                        members.push((Set::Step(step), Member::Slot(slot)));
                     }
                     Shape::Ratio { numerator, .. } => {
                         if numerator.get(step).copied().unwrap_or(false) {
-                            members.push(("n", short.clone()));
+                            members.push((Set::N, Member::Hash(hash)));
                         }
-                        members.push(("d", short.clone()));
+                        members.push((Set::D, Member::Hash(hash)));
                     }
                 }
                 if members.is_empty() {
                     continue;
                 }
-                let pending = batch.entry(pi, &group, bucket);
-                for (set, m) in members {
-                    pending.members.entry(set.to_owned()).or_default().insert(m);
+                let pending = batch.entry(pi, group, bucket);
+                pending.members.append(&mut members);
+                pending.offer(time, &event_id, || {
+                    context
+                        .get_or_insert_with(|| {
+                            Arc::new(Context::of(record, time, &event_id, source.clone()))
+                        })
+                        .clone()
+                });
+                if pending.members.len() > p.keep.saturating_mul(2).saturating_add(1024) {
+                    pending.keep_first(p.keep);
                 }
-                pending.context.offer(record, time, source);
             }
         }
     }
@@ -272,13 +282,18 @@ impl Correlator {
             sk: b.to_string(),
         };
         let expires_at = now.max(bucket) + 2 * p.span + STATE_GRACE_SECS;
-        let mut flat: Vec<(String, String)> = Vec::new();
-        for (set, members) in pending.members {
-            flat.extend(members.into_iter().map(|m| (set.clone(), m)));
-        }
+        let Pending { members, latest } = pending;
+        let Some(context) = latest else {
+            return Ok(None);
+        };
+        let mut flat: Vec<(String, String)> = members
+            .into_iter()
+            .map(|(set, m)| (set.name(), m.render()))
+            .collect();
         // one event's members of every set side by side (ratio: its `d` and `n`): set by set,
         // a flush of more than the cap would fill `d` and have every `n` refused (0 %)
         flat.sort_by(|a, b| (&a.1, &a.0).cmp(&(&b.1, &b.0)));
+        flat.dedup();
         let mut item = StateItem::default();
         for chunk in flat.chunks(MEMBERS_PER_UPDATE) {
             let mut add: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
@@ -323,15 +338,20 @@ impl Correlator {
             sk: "EPISODE".into(),
         };
         let episode = state.claim(&episode_key, wanted, expires_at).await?;
-        Ok(Some(pending.context.finding(p, group, episode, &summary)))
+        Ok(Some(context.finding(p, group, episode, &summary)))
     }
 }
 
 /// Observations of one invocation waiting to be written, grouped by (correlation, group,
 /// bucket) so a file with a thousand matching records costs one update per group.
+///
+/// Kept compact: a busy file can touch tens of thousands of groups (one per principal and
+/// correlation), so members are held as numbers until the flush renders them, and the
+/// context of a record is shared by every group it feeds.
 #[derive(Debug, Default)]
 pub struct Batch {
     pending: BTreeMap<(usize, String, i64), Pending>,
+    source: Option<Arc<str>>,
 }
 
 impl Batch {
@@ -345,59 +365,151 @@ impl Batch {
         self.pending.len()
     }
 
-    fn entry(&mut self, plan: usize, group: &str, bucket: i64) -> &mut Pending {
-        self.pending
-            .entry((plan, group.to_owned(), bucket))
-            .or_default()
+    /// Observations held (members of every set, duplicates included until the flush).
+    pub fn members(&self) -> usize {
+        self.pending.values().map(|p| p.members.len()).sum()
+    }
+
+    fn entry(&mut self, plan: usize, group: String, bucket: i64) -> &mut Pending {
+        self.pending.entry((plan, group, bucket)).or_default()
+    }
+
+    /// The label of the input, stored once per batch rather than once per group.
+    fn source(&mut self, source: &str) -> Arc<str> {
+        match &self.source {
+            Some(s) if &**s == source => s.clone(),
+            _ => {
+                let s: Arc<str> = Arc::from(source);
+                self.source = Some(s.clone());
+                s
+            }
+        }
     }
 }
 
 #[derive(Debug, Default)]
 struct Pending {
-    members: BTreeMap<String, BTreeSet<String>>,
-    context: Context,
+    /// Unsorted, possibly repeated; sorted and deduplicated by the flush.
+    members: Vec<(Set, Member)>,
+    latest: Option<Arc<Context>>,
+}
+
+impl Pending {
+    /// Keep `context` if it is the latest observation (then the largest event id): the same
+    /// whatever order records arrive in.
+    fn offer(&mut self, time: i64, event_id: &str, context: impl FnOnce() -> Arc<Context>) {
+        if self
+            .latest
+            .as_ref()
+            .is_some_and(|c| (c.time, c.event_id.as_str()) >= (time, event_id))
+        {
+            return;
+        }
+        self.latest = Some(context());
+    }
+
+    /// Keep the first `n` distinct members in flush order (rendered member, then set name)
+    /// and drop the rest: the flush would never send them (see [`Plan::keep`]).
+    fn keep_first(&mut self, n: usize) {
+        self.members
+            .sort_by_cached_key(|(set, m)| (m.render(), set.name()));
+        self.members.dedup();
+        self.members.truncate(n);
+    }
+}
+
+/// A state set, rendered to its attribute name at the flush. The order is the names' order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Set {
+    /// Ratio denominator.
+    D,
+    /// Events (`event_count`).
+    E,
+    /// Ratio numerator.
+    N,
+    /// Values (`value_count`).
+    V,
+    /// Temporal step.
+    Step(u16),
+}
+
+impl Set {
+    fn name(self) -> String {
+        match self {
+            Set::D => "d".into(),
+            Set::E => "e".into(),
+            Set::N => "n".into(),
+            Set::V => "v".into(),
+            Set::Step(s) => format!("s{s}"),
+        }
+    }
+}
+
+/// A set member, rendered to its string at the flush. Among members of one kind the order
+/// is the rendered strings' order where it matters (ratio hashes: fixed-width hex).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+enum Member {
+    /// An event (48-bit hash of its id): `012x` hex.
+    Hash(u64),
+    /// An event at a time: `<time>|<hash>`.
+    Timed(i64, u64),
+    /// A time slot: `<slot>`.
+    Slot(i64),
+    /// Anything else, as stored.
+    Text(Box<str>),
+}
+
+impl Member {
+    fn render(&self) -> String {
+        match self {
+            Member::Hash(h) => format!("{h:012x}"),
+            Member::Timed(t, h) => format!("{t}|{h:012x}"),
+            Member::Slot(s) => s.to_string(),
+            Member::Text(t) => t.to_string(),
+        }
+    }
+}
+
+/// The first 48 bits of SHA-256 of `s` (the 12 hex characters members carry).
+fn hash48(s: &str) -> u64 {
+    let d = Sha256::digest(s.as_bytes());
+    d.iter()
+        .take(6)
+        .fold(0u64, |acc, b| (acc << 8) | u64::from(*b))
 }
 
 /// The latest observation of a group: what the correlation finding shows.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Context {
-    time: Option<i64>,
+    time: i64,
     event_id: String,
     event_name: String,
     event_time: String,
     event_source: String,
     account_id: String,
     region: String,
-    source: String,
+    source: Arc<str>,
     principal: Option<String>,
     source_ip: Option<String>,
 }
 
 impl Context {
-    fn offer(&mut self, r: &Record, time: i64, source: &str) {
-        let event_id = r.event_id_or_digest();
-        // keep the latest (then largest id): the same whatever order records arrive in
-        if self
-            .time
-            .is_some_and(|t| (t, self.event_id.as_str()) >= (time, event_id.as_str()))
-        {
-            return;
-        }
-        *self = Context {
-            time: Some(time),
-            event_id,
+    fn of(r: &Record, time: i64, event_id: &str, source: Arc<str>) -> Context {
+        Context {
+            time,
+            event_id: event_id.to_owned(),
             event_name: r.event_name().unwrap_or_default().to_owned(),
             event_time: r.event_time_str().unwrap_or_default().to_owned(),
             event_source: r.event_source().unwrap_or_default().to_owned(),
             account_id: r.account_id().unwrap_or_default().to_owned(),
             region: r.region().unwrap_or_default().to_owned(),
-            source: source.to_owned(),
+            source,
             principal: r.principal(),
             source_ip: r.source_ip().map(str::to_owned),
-        };
+        }
     }
 
-    fn finding(self, p: &Plan, group: &str, episode: Episode, summary: &str) -> Finding {
+    fn finding(&self, p: &Plan, group: &str, episode: Episode, summary: &str) -> Finding {
         let rule = &p.rule;
         Finding {
             id: correlation_finding_id(&rule.id, group, episode.start),
@@ -405,15 +517,15 @@ impl Context {
             title: format!("{} ({summary})", rule.title),
             severity: rule.level,
             tags: rule.tags.clone(),
-            event_id: self.event_id,
-            event_name: self.event_name,
-            event_time: self.event_time,
-            event_source: self.event_source,
-            account_id: self.account_id,
-            region: self.region,
-            source: self.source,
-            principal: self.principal,
-            source_ip: self.source_ip,
+            event_id: self.event_id.clone(),
+            event_name: self.event_name.clone(),
+            event_time: self.event_time.clone(),
+            event_source: self.event_source.clone(),
+            account_id: self.account_id.clone(),
+            region: self.region.clone(),
+            source: self.source.to_string(),
+            principal: self.principal.clone(),
+            source_ip: self.source_ip.clone(),
             error_code: None,
         }
     }
@@ -568,6 +680,12 @@ fn plan(corr: &CorrelationRule, rules: &RuleSet) -> Result<Plan, String> {
         Shape::Temporal { .. } => steps.saturating_mul(16).saturating_add(CAP_MARGIN),
         Shape::Ratio { .. } => RATIO_CAP,
     };
+    let sets = match shape {
+        Shape::Ratio { .. } => 2,
+        Shape::Temporal { .. } => steps.max(1),
+        Shape::Count | Shape::Values => 1,
+    };
+    let keep = sets.saturating_mul(cap).saturating_add(MEMBERS_PER_UPDATE);
     Ok(Plan {
         rule: corr.clone(),
         shape,
@@ -576,6 +694,7 @@ fn plan(corr: &CorrelationRule, rules: &RuleSet) -> Result<Plan, String> {
         threshold,
         span,
         cap,
+        keep,
     })
 }
 

@@ -281,3 +281,61 @@ detection:\n  sel:\n    userIdentity.arn|exists: true\n  condition: sel\nlevel: 
     assert_eq!(item.len_of("n"), item.len_of("d"));
     assert!((RATIO_CAP..=RATIO_CAP + MEMBERS_PER_UPDATE).contains(&item.len_of("d")));
 }
+
+#[tokio::test]
+async fn a_trimmed_ratio_batch_writes_what_an_untrimmed_flush_would() {
+    let activity = "title: any\nname: b-any\nlogsource: {product: aws, service: cloudtrail}\n\
+detection:\n  sel:\n    userIdentity.arn|exists: true\n  condition: sel\nlevel: low\n";
+    let ratio = "title: mostly denied\nname: c-ratio\ncorrelation:\n  type: event_count\n  rules: [b-denied, b-any]\n  group-by: [userIdentity.arn]\n  timespan: 24h\n  condition: {gte: 150}\ntrailwatch:\n  ratio:\n    numerator: [b-denied]\n    min_percent: 80\n    min_total: 200\nlevel: medium\n";
+    let rules = set(&[("any.yml", activity), ("ratio.yml", ratio)]);
+    let c = Correlator::new(&rules);
+    // 12,000 calls by one principal in one file, every third one allowed
+    let recs: Vec<Record> = (0..12_000)
+        .map(|i| {
+            let r = record(&format!("e{i:05}"), i % 3600, ALICE, "X");
+            if i % 3 == 0 {
+                let mut v: serde_json::Value = serde_json::from_str(r.as_json()).unwrap();
+                v.as_object_mut().unwrap().remove("errorCode");
+                Record::from_value(&v).unwrap()
+            } else {
+                r
+            }
+        })
+        .collect();
+    let mut batch = Batch::default();
+    for r in &recs {
+        let mut matched = Vec::new();
+        rules.matches(r, &mut matched);
+        c.observe(&mut batch, r, &matched, "test");
+    }
+    // the batch stays bounded: the ratio bucket (2 x 2,000 + 100) x 2 + 1,024 and six 10-minute
+    // burst buckets (19 + 100) x 2 + 1,024 at most, not 12,000 x 2 + 8,000 denied members
+    assert!(batch.members() <= 9_224 + 6 * 1_262, "{}", batch.members());
+    let state = MemCorrelationState::default();
+    c.flush(&state, batch).await.unwrap();
+    let key = StateKey {
+        pk: format!("STATE#c-ratio#{}", short_hash(ALICE, 16)),
+        sk: ((1_794_999_600_i64).div_euclid(86_400) * 86_400).to_string(),
+    };
+    let item = state.item(&key).unwrap();
+    // what an untrimmed flush sends first: the smallest member strings of all 12,000 events
+    let mut all: Vec<(String, bool)> = recs
+        .iter()
+        .map(|r| {
+            let denied = r.str_at("errorCode").is_some();
+            (short_hash(&r.event_id_or_digest(), 12), denied)
+        })
+        .collect();
+    all.sort();
+    let d: Vec<&str> = item.set("d").collect();
+    assert!((RATIO_CAP..=RATIO_CAP + MEMBERS_PER_UPDATE).contains(&d.len()));
+    let expected_d: Vec<&str> = all.iter().take(d.len()).map(|(m, _)| m.as_str()).collect();
+    assert_eq!(d, expected_d);
+    let expected_n: Vec<&str> = all
+        .iter()
+        .take(d.len())
+        .filter(|(_, denied)| *denied)
+        .map(|(m, _)| m.as_str())
+        .collect();
+    assert_eq!(item.set("n").collect::<Vec<_>>(), expected_n);
+}

@@ -4,15 +4,128 @@
 
 use super::state::{CorrelationState, Episode, StateItem, StateKey, StateUpdate};
 use super::PortError;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 
 #[derive(Debug, Default)]
 struct Inner {
-    items: HashMap<StateKey, StateItem>,
+    items: HashMap<MemKey, MemItem>,
+    /// Set and scalar names, interned (a handful: `e`, `d`, `n`, `correlation`, ...).
+    names: Vec<Box<str>>,
     episodes: HashMap<StateKey, Episode>,
     fail_next: Vec<PortError>,
     updates: usize,
+}
+
+/// A scan of a busy account holds one item per principal, correlation and day, most with a
+/// few members: items are stored compactly (members as numbers where the string is a
+/// canonical rendering of one) and rebuilt as [`StateItem`]s when read.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct MemKey(Box<str>, Box<str>);
+
+impl MemKey {
+    fn of(k: &StateKey) -> MemKey {
+        MemKey(k.pk.as_str().into(), k.sk.as_str().into())
+    }
+}
+
+#[derive(Debug, Default)]
+struct MemItem {
+    /// (name, member), sorted: a member is found by binary search.
+    members: Vec<(u16, Stored)>,
+    scalars: Vec<(u16, Box<str>)>,
+}
+
+/// A set member. `Hex` and `TimedHex` are used only when rendering gives back the exact
+/// string, so equality of members is equality of strings.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+enum Stored {
+    /// Twelve lowercase hex digits.
+    Hex(u64),
+    /// `<i64>|<twelve lowercase hex digits>`.
+    TimedHex(i64, u64),
+    Text(Box<str>),
+}
+
+fn hex12(s: &str) -> Option<u64> {
+    let ok = s.len() == 12 && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+    ok.then(|| u64::from_str_radix(s, 16).ok()).flatten()
+}
+
+impl Stored {
+    fn of(s: &str) -> Stored {
+        if let Some(h) = hex12(s) {
+            return Stored::Hex(h);
+        }
+        if let Some((t, h)) = s.split_once('|') {
+            if let (Ok(time), Some(hash)) = (t.parse::<i64>(), hex12(h)) {
+                if time.to_string() == t {
+                    return Stored::TimedHex(time, hash);
+                }
+            }
+        }
+        Stored::Text(s.into())
+    }
+
+    fn render(&self) -> String {
+        match self {
+            Stored::Hex(h) => format!("{h:012x}"),
+            Stored::TimedHex(t, h) => format!("{t}|{h:012x}"),
+            Stored::Text(t) => t.to_string(),
+        }
+    }
+}
+
+impl Inner {
+    fn name(&mut self, name: &str) -> u16 {
+        if let Some(i) = self.names.iter().position(|n| &**n == name) {
+            return u16::try_from(i).unwrap_or(u16::MAX);
+        }
+        self.names.push(name.into());
+        u16::try_from(self.names.len() - 1).unwrap_or(u16::MAX)
+    }
+
+    fn view(&self, item: &MemItem) -> StateItem {
+        let name = |i: u16| {
+            self.names
+                .get(usize::from(i))
+                .map_or_else(String::new, |n| n.to_string())
+        };
+        let mut out = StateItem::default();
+        for (n, m) in &item.members {
+            out.sets.entry(name(*n)).or_default().insert(m.render());
+        }
+        out.scalars = item
+            .scalars
+            .iter()
+            .map(|(n, v)| (name(*n), v.to_string()))
+            .collect::<BTreeMap<_, _>>();
+        out
+    }
+}
+
+impl MemItem {
+    fn len_of(&self, name: u16) -> usize {
+        let start = self.members.partition_point(|(n, _)| *n < name);
+        let end = self.members.partition_point(|(n, _)| *n <= name);
+        end - start
+    }
+
+    fn insert(&mut self, name: u16, m: Stored) {
+        let at = self
+            .members
+            .binary_search_by(|(n, x)| (*n, x).cmp(&(name, &m)));
+        if let Err(at) = at {
+            self.members.insert(at, (name, m));
+        }
+    }
+
+    fn scalar_mut(&mut self, name: u16) -> Option<&mut Box<str>> {
+        self.scalars
+            .iter_mut()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| v)
+    }
 }
 
 /// Correlation state in a `Mutex<HashMap>`; clones share the state.
@@ -51,7 +164,8 @@ impl MemCorrelationState {
 
     /// A copy of one item.
     pub fn item(&self, key: &StateKey) -> Option<StateItem> {
-        self.0.lock().ok()?.items.get(key).cloned()
+        let g = self.0.lock().ok()?;
+        g.items.get(&MemKey::of(key)).map(|i| g.view(i))
     }
 
     fn take_failure(g: &mut Inner) -> Result<(), PortError> {
@@ -68,32 +182,44 @@ impl CorrelationState for MemCorrelationState {
         let mut g = self.0.lock().map_err(|_| poisoned("UpdateItem"))?;
         Self::take_failure(&mut g)?;
         g.updates += 1;
-        let item = g.items.entry(u.key.clone()).or_default();
-        let full = u.add.keys().any(|name| item.len_of(name) >= u.cap);
-        if full {
-            let mut out = item.clone();
-            out.full = true;
-            return Ok(out);
+        let sets: Vec<u16> = u.add.keys().map(|n| g.name(n)).collect();
+        let scalars_if_absent: Vec<u16> = u.set_if_absent.keys().map(|n| g.name(n)).collect();
+        let scalars: Vec<u16> = u.set.keys().map(|n| g.name(n)).collect();
+        let inner = &mut *g;
+        let item = inner.items.entry(MemKey::of(&u.key)).or_default();
+        let full = sets.iter().any(|&n| item.len_of(n) >= u.cap);
+        if !full {
+            for (&n, members) in sets.iter().zip(u.add.values()) {
+                for m in members {
+                    item.insert(n, Stored::of(m));
+                }
+            }
+            for (&n, v) in scalars_if_absent.iter().zip(u.set_if_absent.values()) {
+                if item.scalar_mut(n).is_none() {
+                    item.scalars.push((n, v.as_str().into()));
+                }
+            }
+            for (&n, v) in scalars.iter().zip(u.set.values()) {
+                match item.scalar_mut(n) {
+                    Some(old) => *old = v.as_str().into(),
+                    None => item.scalars.push((n, v.as_str().into())),
+                }
+            }
         }
-        for (name, members) in &u.add {
-            item.sets
-                .entry(name.clone())
-                .or_default()
-                .extend(members.iter().cloned());
-        }
-        for (k, v) in &u.set_if_absent {
-            item.scalars.entry(k.clone()).or_insert_with(|| v.clone());
-        }
-        for (k, v) in &u.set {
-            item.scalars.insert(k.clone(), v.clone());
-        }
-        Ok(item.clone())
+        let key = MemKey::of(&u.key);
+        let mut out = inner
+            .items
+            .get(&key)
+            .map(|i| inner.view(i))
+            .unwrap_or_default();
+        out.full = full;
+        Ok(out)
     }
 
     async fn get(&self, key: &StateKey) -> Result<Option<StateItem>, PortError> {
         let mut g = self.0.lock().map_err(|_| poisoned("GetItem"))?;
         Self::take_failure(&mut g)?;
-        Ok(g.items.get(key).cloned())
+        Ok(g.items.get(&MemKey::of(key)).map(|i| g.view(i)))
     }
 
     async fn claim(
@@ -175,5 +301,33 @@ mod tests {
             end: 301,
         };
         assert_eq!(s.claim(&k, later, 0).await.unwrap(), later);
+    }
+
+    #[tokio::test]
+    async fn members_come_back_exactly_as_written() {
+        let s = MemCorrelationState::default();
+        let odd = [
+            "0123456789ab",
+            "0123456789AB",
+            "00000000000f",
+            "0123456789abc",
+            "1794999600|0123456789ab",
+            "-5|0123456789ab",
+            "+5|0123456789ab",
+            "007|0123456789ab",
+            "1794999600|xyz",
+            "1794999600",
+            "1794999600|some value",
+            "",
+        ];
+        let got = s.add(&update(&odd, 100)).await.unwrap();
+        let want: BTreeSet<String> = odd.iter().map(|m| (*m).to_owned()).collect();
+        assert_eq!(got.sets["e"], want);
+        // a member stored compactly is still the same member when added again as a string
+        let again = s
+            .add(&update(&["0123456789ab", "-5|0123456789ab"], 100))
+            .await
+            .unwrap();
+        assert_eq!(again.len_of("e"), odd.len());
     }
 }
