@@ -5,7 +5,7 @@ use lambda_runtime::{run, service_fn, LambdaEvent};
 use serde_json::Value;
 use trailwatch::correlate::Correlator;
 use trailwatch::handler::event_handler::{load_rules, EventHandler};
-use trailwatch::handler::load_allowlist;
+use trailwatch::handler::{lambda_deadline, load_allowlist};
 use trailwatch::ports::aws::{AwsRemediator, Ports};
 
 #[tokio::main]
@@ -33,8 +33,8 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     };
     let handler = &handler;
     run(service_fn(move |ev: LambdaEvent<Value>| async move {
-        let deadline = ev.context.deadline();
-        handler.handle(&ev.payload, Some(deadline)).await
+        let deadline = lambda_deadline(ev.context.deadline);
+        handler.handle(&ev.payload, deadline).await
     }))
     .await
 }

@@ -384,29 +384,6 @@ pub struct LogProcessor<'a, O, S, N, C> {
 impl<O: ObjectSource, S: FindingStore, N: Notifier, C: CorrelationState>
     LogProcessor<'_, O, S, N, C>
 {
-    /// The reserve kept before the deadline, fixed when the batch starts: the configured
-    /// margin, but never more than a quarter of the time the invocation had, so a function
-    /// with a short timeout (Lambda's default is 3 s) still processes its objects.
-    fn margin(&self, inv: &Invocation) -> Duration {
-        let configured = Duration::from_millis(self.cfg.deadline_margin_ms);
-        match inv
-            .deadline
-            .and_then(|d| d.duration_since(SystemTime::now()).ok())
-        {
-            Some(left) => configured.min(left / 4),
-            None => configured,
-        }
-    }
-
-    fn has_time(&self, inv: &Invocation, margin: Duration) -> bool {
-        let Some(deadline) = inv.deadline else {
-            return true;
-        };
-        deadline
-            .duration_since(SystemTime::now())
-            .is_ok_and(|left| left > margin)
-    }
-
     /// Handle one invocation payload.
     ///
     /// # Errors
@@ -477,11 +454,14 @@ impl<O: ObjectSource, S: FindingStore, N: Notifier, C: CorrelationState>
 
     /// Process `objects`, at most `max_in_flight` at a time; outcomes in input order.
     pub async fn process_all(&self, objects: &[ObjectRef], inv: &Invocation) -> Vec<Outcome> {
-        let margin = self.margin(inv);
+        let budget = super::Budget::start(
+            inv.deadline,
+            Duration::from_millis(self.cfg.deadline_margin_ms),
+        );
         let mut done: Vec<(usize, Outcome)> = stream::iter(objects.iter().enumerate())
             .map(|(i, o)| async move {
                 // checked when the object would start, not when the batch starts
-                if !self.has_time(inv, margin) {
+                if !budget.has_time() {
                     tracing::warn!(request_id = %inv.request_id, bucket = %o.bucket, key = %o.key, "deadline near; object left for a retry");
                     return (i, Outcome::Unstarted);
                 }
@@ -694,7 +674,7 @@ pub async fn handle(
 ) -> Result<Value, RetryError> {
     let inv = Invocation {
         request_id: event.context.request_id.clone(),
-        deadline: Some(SystemTime::UNIX_EPOCH + Duration::from_millis(event.context.deadline)),
+        deadline: super::lambda_deadline(event.context.deadline),
     };
     LogProcessor {
         cfg,

@@ -32,3 +32,95 @@ pub fn load_allowlist(cfg: &Config) -> Result<Option<AllowList>, AllowListError>
     tracing::info!(entries = list.entries().len(), file = %path.display(), "allow-list loaded");
     Ok(Some(list))
 }
+
+/// The time an invocation may use, fixed when it starts: work not started while
+/// [`Budget::has_time`] holds is left for a retry.
+#[derive(Debug, Clone, Copy)]
+pub struct Budget {
+    deadline: Option<std::time::SystemTime>,
+    reserve: std::time::Duration,
+}
+
+impl Budget {
+    /// A budget ending `reserve` before `deadline`; the reserve is never more than a quarter
+    /// of the time left now, so a function with a short timeout (Lambda's default is 3 s,
+    /// below the default 10 s reserve) still does its work. No deadline: no limit.
+    pub fn start(deadline: Option<std::time::SystemTime>, reserve: std::time::Duration) -> Budget {
+        let reserve = match deadline.map(|d| d.duration_since(std::time::SystemTime::now())) {
+            Some(Ok(left)) => reserve.min(left / 4),
+            // already past: nothing starts
+            Some(Err(_)) => std::time::Duration::ZERO,
+            None => reserve,
+        };
+        Budget { deadline, reserve }
+    }
+
+    /// Whether work may still start.
+    pub fn has_time(&self) -> bool {
+        let Some(deadline) = self.deadline else {
+            return true;
+        };
+        deadline
+            .duration_since(std::time::SystemTime::now())
+            .is_ok_and(|left| left > self.reserve)
+    }
+}
+
+/// The deadline of a Lambda invocation (epoch milliseconds from the runtime API).
+///
+/// Lambda never starts a handler after its deadline; one that has already passed means the
+/// clock that set it disagrees with ours (local emulators such as `cargo lambda watch` set it
+/// when the request is queued, before a build that can take minutes). Honouring it would
+/// leave every object "not started" forever, so it is logged and the invocation runs
+/// without one.
+pub fn lambda_deadline(deadline_ms: u64) -> Option<std::time::SystemTime> {
+    let deadline = std::time::UNIX_EPOCH + std::time::Duration::from_millis(deadline_ms);
+    match deadline.duration_since(std::time::SystemTime::now()) {
+        Ok(_) => Some(deadline),
+        Err(e) => {
+            tracing::warn!(
+                deadline_ms,
+                passed_ms = u64::try_from(e.duration().as_millis()).unwrap_or(u64::MAX),
+                "invocation deadline already passed at start: the runtime's clock disagrees with ours (a local emulator?); running without a deadline"
+            );
+            None
+        }
+    }
+}
+
+#[cfg(test)]
+mod budget_tests {
+    use super::*;
+    use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+    #[test]
+    fn the_reserve_shrinks_to_a_quarter_of_a_short_timeout() {
+        let b = Budget::start(
+            Some(SystemTime::now() + Duration::from_secs(3)),
+            Duration::from_secs(10),
+        );
+        assert!(b.reserve <= Duration::from_millis(750));
+        assert!(b.has_time());
+        let long = Budget::start(
+            Some(SystemTime::now() + Duration::from_secs(300)),
+            Duration::from_secs(10),
+        );
+        assert_eq!(long.reserve, Duration::from_secs(10));
+        assert!(Budget::start(None, Duration::from_secs(10)).has_time());
+        assert!(!Budget::start(Some(SystemTime::now()), Duration::from_secs(10)).has_time());
+    }
+
+    #[test]
+    fn a_deadline_already_passed_at_start_is_not_honoured() {
+        let now_ms = u64::try_from(
+            SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .unwrap()
+                .as_millis(),
+        )
+        .unwrap();
+        assert_eq!(lambda_deadline(now_ms - 120_000), None);
+        let ahead = lambda_deadline(now_ms + 60_000).unwrap();
+        assert!(ahead > SystemTime::now());
+    }
+}
