@@ -218,6 +218,10 @@ impl Correlator {
                     continue;
                 }
                 let pending = batch.entry(pi, group, bucket);
+                if pending.members.len() < 16 {
+                    // most groups see a few events: no doubling for them
+                    pending.members.reserve_exact(members.len());
+                }
                 pending.members.append(&mut members);
                 pending.offer(time, &event_id, || {
                     context
@@ -245,7 +249,8 @@ impl Correlator {
         batch: Batch,
     ) -> Result<Vec<Finding>, CorrelateError> {
         let now = time::OffsetDateTime::now_utc().unix_timestamp();
-        let results: Vec<Option<Finding>> = stream::iter(batch.pending)
+        // only the groups that fire are collected (a batch can hold tens of thousands)
+        let mut out: Vec<Finding> = stream::iter(batch.pending)
             .map(|((pi, group, bucket), pending)| async move {
                 let Some(p) = self.plans.get(pi) else {
                     return Ok(None);
@@ -258,9 +263,9 @@ impl Correlator {
                     })
             })
             .buffer_unordered(MAX_IN_FLIGHT)
+            .try_filter_map(|found| async move { Ok(found) })
             .try_collect()
             .await?;
-        let mut out: Vec<Finding> = results.into_iter().flatten().collect();
         out.sort_by(|a, b| a.id.cmp(&b.id));
         out.dedup_by(|a, b| a.id == b.id);
         Ok(out)
@@ -401,7 +406,7 @@ impl Pending {
         if self
             .latest
             .as_ref()
-            .is_some_and(|c| (c.time, c.event_id.as_str()) >= (time, event_id))
+            .is_some_and(|c| (c.time, c.get(Ctx::EventId)) >= (time, event_id))
         {
             return;
         }
@@ -478,35 +483,77 @@ fn hash48(s: &str) -> u64 {
         .fold(0u64, |acc, b| (acc << 8) | u64::from(*b))
 }
 
-/// The latest observation of a group: what the correlation finding shows.
+/// The latest observation of a group: what the correlation finding shows. Its texts are
+/// kept in one string (tens of thousands of groups can wait in a batch).
 #[derive(Debug)]
 struct Context {
     time: i64,
-    event_id: String,
-    event_name: String,
-    event_time: String,
-    event_source: String,
-    account_id: String,
-    region: String,
+    /// The fields of [`Ctx`] one after another; `ends[i]` is where field `i` ends.
+    text: Box<str>,
+    ends: [u32; Ctx::COUNT],
+    has_principal: bool,
+    has_source_ip: bool,
     source: Arc<str>,
-    principal: Option<String>,
-    source_ip: Option<String>,
+}
+
+/// The fields of a [`Context`], in storage order.
+#[derive(Debug, Clone, Copy)]
+enum Ctx {
+    EventId,
+    EventName,
+    EventTime,
+    EventSource,
+    AccountId,
+    Region,
+    Principal,
+    SourceIp,
+}
+
+impl Ctx {
+    const COUNT: usize = 8;
 }
 
 impl Context {
     fn of(r: &Record, time: i64, event_id: &str, source: Arc<str>) -> Context {
+        let principal = r.principal();
+        let source_ip = r.source_ip();
+        let fields: [&str; Ctx::COUNT] = [
+            event_id,
+            r.event_name().unwrap_or_default(),
+            r.event_time_str().unwrap_or_default(),
+            r.event_source().unwrap_or_default(),
+            r.account_id().unwrap_or_default(),
+            r.region().unwrap_or_default(),
+            principal.as_deref().unwrap_or_default(),
+            source_ip.unwrap_or_default(),
+        ];
+        let mut text = String::with_capacity(fields.iter().map(|f| f.len()).sum());
+        let mut ends = [0u32; Ctx::COUNT];
+        for (end, f) in ends.iter_mut().zip(fields) {
+            text.push_str(f);
+            // a record is far below 4 GiB (the reader refuses larger ones long before)
+            *end = u32::try_from(text.len()).unwrap_or(u32::MAX);
+        }
         Context {
             time,
-            event_id: event_id.to_owned(),
-            event_name: r.event_name().unwrap_or_default().to_owned(),
-            event_time: r.event_time_str().unwrap_or_default().to_owned(),
-            event_source: r.event_source().unwrap_or_default().to_owned(),
-            account_id: r.account_id().unwrap_or_default().to_owned(),
-            region: r.region().unwrap_or_default().to_owned(),
+            text: text.into_boxed_str(),
+            ends,
+            has_principal: principal.is_some(),
+            has_source_ip: source_ip.is_some(),
             source,
-            principal: r.principal(),
-            source_ip: r.source_ip().map(str::to_owned),
         }
+    }
+
+    fn get(&self, field: Ctx) -> &str {
+        let i = field as usize;
+        let start = match i {
+            0 => 0,
+            _ => self.ends.get(i - 1).copied().unwrap_or(0),
+        };
+        let end = self.ends.get(i).copied().unwrap_or(0);
+        self.text
+            .get(start as usize..end as usize)
+            .unwrap_or_default()
     }
 
     fn finding(&self, p: &Plan, group: &str, episode: Episode, summary: &str) -> Finding {
@@ -517,15 +564,19 @@ impl Context {
             title: format!("{} ({summary})", rule.title),
             severity: rule.level,
             tags: rule.tags.clone(),
-            event_id: self.event_id.clone(),
-            event_name: self.event_name.clone(),
-            event_time: self.event_time.clone(),
-            event_source: self.event_source.clone(),
-            account_id: self.account_id.clone(),
-            region: self.region.clone(),
+            event_id: self.get(Ctx::EventId).to_owned(),
+            event_name: self.get(Ctx::EventName).to_owned(),
+            event_time: self.get(Ctx::EventTime).to_owned(),
+            event_source: self.get(Ctx::EventSource).to_owned(),
+            account_id: self.get(Ctx::AccountId).to_owned(),
+            region: self.get(Ctx::Region).to_owned(),
             source: self.source.to_string(),
-            principal: self.principal.clone(),
-            source_ip: self.source_ip.clone(),
+            principal: self
+                .has_principal
+                .then(|| self.get(Ctx::Principal).to_owned()),
+            source_ip: self
+                .has_source_ip
+                .then(|| self.get(Ctx::SourceIp).to_owned()),
             error_code: None,
         }
     }
@@ -720,6 +771,7 @@ fn group_key<'r>(
         }
         key.push_str(&v);
     }
+    key.shrink_to_fit();
     Some(key)
 }
 

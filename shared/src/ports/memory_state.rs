@@ -21,11 +21,21 @@ struct Inner {
 /// few members: items are stored compactly (members as numbers where the string is a
 /// canonical rendering of one) and rebuilt as [`StateItem`]s when read.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-struct MemKey(Box<str>, Box<str>);
+struct MemKey {
+    /// `pk` then `sk`, split at `pk_len`.
+    text: Box<str>,
+    pk_len: usize,
+}
 
 impl MemKey {
     fn of(k: &StateKey) -> MemKey {
-        MemKey(k.pk.as_str().into(), k.sk.as_str().into())
+        let mut text = String::with_capacity(k.pk.len() + k.sk.len());
+        text.push_str(&k.pk);
+        text.push_str(&k.sk);
+        MemKey {
+            text: text.into_boxed_str(),
+            pk_len: k.pk.len(),
+        }
     }
 }
 
@@ -33,7 +43,8 @@ impl MemKey {
 struct MemItem {
     /// (name, member), sorted: a member is found by binary search.
     members: Vec<(u16, Stored)>,
-    scalars: Vec<(u16, Box<str>)>,
+    /// `<name>:<byte length>:<value>` one after another (one allocation per item).
+    scalars: Box<str>,
 }
 
 /// A set member. `Hex` and `TimedHex` are used only when rendering gives back the exact
@@ -96,9 +107,9 @@ impl Inner {
             out.sets.entry(name(*n)).or_default().insert(m.render());
         }
         out.scalars = item
-            .scalars
-            .iter()
-            .map(|(n, v)| (name(*n), v.to_string()))
+            .scalars()
+            .into_iter()
+            .map(|(n, v)| (name(n), v.to_owned()))
             .collect::<BTreeMap<_, _>>();
         out
     }
@@ -116,15 +127,62 @@ impl MemItem {
             .members
             .binary_search_by(|(n, x)| (*n, x).cmp(&(name, &m)));
         if let Err(at) = at {
+            // most items hold a few members: grow them one by one, larger sets as usual
+            if self.members.len() < 16 {
+                self.members.reserve_exact(1);
+            }
             self.members.insert(at, (name, m));
         }
     }
 
-    fn scalar_mut(&mut self, name: u16) -> Option<&mut Box<str>> {
-        self.scalars
-            .iter_mut()
-            .find(|(n, _)| *n == name)
-            .map(|(_, v)| v)
+    fn scalars(&self) -> Vec<(u16, &str)> {
+        let mut out = Vec::new();
+        let mut rest: &str = &self.scalars;
+        while let Some((name, tail)) = rest.split_once(':') {
+            let Some((len, tail)) = tail.split_once(':') else {
+                break;
+            };
+            let (Ok(name), Ok(len)) = (name.parse::<u16>(), len.parse::<usize>()) else {
+                break;
+            };
+            let (Some(value), Some(next)) = (tail.get(..len), tail.get(len..)) else {
+                break;
+            };
+            out.push((name, value));
+            rest = next;
+        }
+        out
+    }
+
+    /// Set the scalars `values` (all, or only those the item does not have yet).
+    fn set_scalars<'v>(&mut self, values: impl Iterator<Item = (u16, &'v str)>, only_absent: bool) {
+        let mut all: Vec<(u16, String)> = self
+            .scalars()
+            .into_iter()
+            .map(|(n, v)| (n, v.to_owned()))
+            .collect();
+        let mut changed = false;
+        for (name, value) in values {
+            match all.iter_mut().find(|(n, _)| *n == name) {
+                Some(_) if only_absent => {}
+                Some((_, old)) => {
+                    value.clone_into(old);
+                    changed = true;
+                }
+                None => {
+                    all.push((name, value.to_owned()));
+                    changed = true;
+                }
+            }
+        }
+        if changed {
+            let mut text = String::new();
+            for (n, v) in all {
+                text.push_str(&format!("{n}:{}:", v.len()));
+                text.push_str(&v);
+            }
+            self.scalars = text.into_boxed_str();
+        }
     }
 }
 
@@ -194,17 +252,13 @@ impl CorrelationState for MemCorrelationState {
                     item.insert(n, Stored::of(m));
                 }
             }
-            for (&n, v) in scalars_if_absent.iter().zip(u.set_if_absent.values()) {
-                if item.scalar_mut(n).is_none() {
-                    item.scalars.push((n, v.as_str().into()));
-                }
-            }
-            for (&n, v) in scalars.iter().zip(u.set.values()) {
-                match item.scalar_mut(n) {
-                    Some(old) => *old = v.as_str().into(),
-                    None => item.scalars.push((n, v.as_str().into())),
-                }
-            }
+            let if_absent = scalars_if_absent.iter().copied();
+            item.set_scalars(
+                if_absent.zip(u.set_if_absent.values().map(String::as_str)),
+                true,
+            );
+            let always = scalars.iter().copied();
+            item.set_scalars(always.zip(u.set.values().map(String::as_str)), false);
         }
         let key = MemKey::of(&u.key);
         let mut out = inner
@@ -329,5 +383,28 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(again.len_of("e"), odd.len());
+    }
+
+    #[tokio::test]
+    async fn scalars_keep_any_text_and_overwrite_only_when_asked() {
+        let s = MemCorrelationState::default();
+        let mut u = update(&["1"], 10);
+        u.set_if_absent = BTreeMap::from([
+            (
+                "group".to_owned(),
+                "arn:aws:sts::1:assumed-role/r/é:5:x".to_owned(),
+            ),
+            ("empty".to_owned(), String::new()),
+        ]);
+        u.set = BTreeMap::from([("last".to_owned(), "a:1:b".to_owned())]);
+        s.add(&u).await.unwrap();
+        u.set_if_absent
+            .insert("group".to_owned(), "second writer".to_owned());
+        u.set.insert("last".to_owned(), "c".to_owned());
+        let got = s.add(&u).await.unwrap();
+        assert_eq!(got.scalars["group"], "arn:aws:sts::1:assumed-role/r/é:5:x");
+        assert_eq!(got.scalars["empty"], "");
+        assert_eq!(got.scalars["last"], "c");
+        assert_eq!(got.scalars.len(), 3);
     }
 }
