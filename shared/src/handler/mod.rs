@@ -68,9 +68,9 @@ impl Budget {
 
 /// The deadline of a Lambda invocation (epoch milliseconds from the runtime API).
 ///
-/// Lambda never starts a handler after its deadline; one that has already passed means the
-/// clock that set it disagrees with ours (local emulators such as `cargo lambda watch` set it
-/// when the request is queued, before a build that can take minutes). Honouring it would
+/// Lambda never starts a handler after its deadline; one that has already passed comes from
+/// a runtime that does not send an epoch deadline (`cargo lambda watch` 1.9 sends its
+/// timeout, `600000`, i.e. 1970) or whose clock disagrees with ours. Honouring it would
 /// leave every object "not started" forever, so it is logged and the invocation runs
 /// without one.
 pub fn lambda_deadline(deadline_ms: u64) -> Option<std::time::SystemTime> {
@@ -81,7 +81,7 @@ pub fn lambda_deadline(deadline_ms: u64) -> Option<std::time::SystemTime> {
             tracing::warn!(
                 deadline_ms,
                 passed_ms = u64::try_from(e.duration().as_millis()).unwrap_or(u64::MAX),
-                "invocation deadline already passed at start: the runtime's clock disagrees with ours (a local emulator?); running without a deadline"
+                "invocation deadline already passed at start (a local emulator sending a timeout instead of an epoch time, or a clock that disagrees with ours); running without a deadline"
             );
             None
         }
