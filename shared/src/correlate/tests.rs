@@ -63,6 +63,19 @@ async fn run_with(
     out
 }
 
+/// A building block matching every call by a principal with an ARN (a ratio's denominator).
+const ACTIVITY: &str = "title: any\nname: b-any\nlogsource: {product: aws, service: cloudtrail}\n\
+detection:\n  sel:\n    userIdentity.arn|exists: true\n  condition: sel\nlevel: low\n";
+
+/// A ratio of denied calls (`b-denied`) among all calls (`b-any`) per principal and day.
+fn ratio_rule(gte: u32, min_percent: u32, min_total: u32) -> String {
+    format!(
+        "title: mostly denied\nname: c-ratio\ncorrelation:\n  type: event_count\n  rules: [b-denied, b-any]\n  \
+group-by: [userIdentity.arn]\n  timespan: 24h\n  condition: {{gte: {gte}}}\ntrailwatch:\n  ratio:\n    \
+numerator: [b-denied]\n    min_percent: {min_percent}\n    min_total: {min_total}\nlevel: medium\n"
+    )
+}
+
 const ALICE: &str = "arn:aws:iam::111122223333:user/alice";
 const BOB: &str = "arn:aws:iam::111122223333:user/bob";
 
@@ -217,10 +230,8 @@ fn unsupported_correlations_are_explained() {
 
 #[tokio::test]
 async fn ratio_counts_shares_per_principal_and_day() {
-    let activity = "title: any\nname: b-any\nlogsource: {product: aws, service: cloudtrail}\n\
-detection:\n  sel:\n    userIdentity.arn|exists: true\n  condition: sel\nlevel: low\n";
-    let ratio = "title: mostly denied\nname: c-ratio\ncorrelation:\n  type: event_count\n  rules: [b-denied, b-any]\n  group-by: [userIdentity.arn]\n  timespan: 24h\n  condition: {gte: 4}\ntrailwatch:\n  ratio:\n    numerator: [b-denied]\n    min_percent: 50\n    min_total: 6\nlevel: medium\n";
-    let rules = set(&[("any.yml", activity), ("ratio.yml", ratio)]);
+    let ratio = ratio_rule(4, 50, 6);
+    let rules = set(&[("any.yml", ACTIVITY), ("ratio.yml", &ratio)]);
     let c = Correlator::new(&rules);
     assert!(c.warnings().is_empty(), "{:?}", c.warnings());
     let state = MemCorrelationState::default();
@@ -258,10 +269,8 @@ detection:\n  sel:\n    userIdentity.arn|exists: true\n  condition: sel\nlevel: 
 
 #[tokio::test]
 async fn a_ratio_flush_beyond_the_cap_still_counts_the_numerator() {
-    let activity = "title: any\nname: b-any\nlogsource: {product: aws, service: cloudtrail}\n\
-detection:\n  sel:\n    userIdentity.arn|exists: true\n  condition: sel\nlevel: low\n";
-    let ratio = "title: mostly denied\nname: c-ratio\ncorrelation:\n  type: event_count\n  rules: [b-denied, b-any]\n  group-by: [userIdentity.arn]\n  timespan: 24h\n  condition: {gte: 150}\ntrailwatch:\n  ratio:\n    numerator: [b-denied]\n    min_percent: 80\n    min_total: 200\nlevel: medium\n";
-    let rules = set(&[("any.yml", activity), ("ratio.yml", ratio)]);
+    let ratio = ratio_rule(150, 80, 200);
+    let rules = set(&[("any.yml", ACTIVITY), ("ratio.yml", &ratio)]);
     let state = MemCorrelationState::default();
     // one file of 2,500 denied calls by one principal: every call is in `d` and `n`
     let recs: Vec<Record> = (0..2500)
@@ -284,10 +293,8 @@ detection:\n  sel:\n    userIdentity.arn|exists: true\n  condition: sel\nlevel: 
 
 #[tokio::test]
 async fn a_trimmed_ratio_batch_writes_what_an_untrimmed_flush_would() {
-    let activity = "title: any\nname: b-any\nlogsource: {product: aws, service: cloudtrail}\n\
-detection:\n  sel:\n    userIdentity.arn|exists: true\n  condition: sel\nlevel: low\n";
-    let ratio = "title: mostly denied\nname: c-ratio\ncorrelation:\n  type: event_count\n  rules: [b-denied, b-any]\n  group-by: [userIdentity.arn]\n  timespan: 24h\n  condition: {gte: 150}\ntrailwatch:\n  ratio:\n    numerator: [b-denied]\n    min_percent: 80\n    min_total: 200\nlevel: medium\n";
-    let rules = set(&[("any.yml", activity), ("ratio.yml", ratio)]);
+    let ratio = ratio_rule(150, 80, 200);
+    let rules = set(&[("any.yml", ACTIVITY), ("ratio.yml", &ratio)]);
     let c = Correlator::new(&rules);
     // 12,000 calls by one principal in one file, every third one allowed
     let recs: Vec<Record> = (0..12_000)
