@@ -52,8 +52,9 @@ done
 eval "$("$PY" scripts/local_aws.py setup "$ENDPOINT" | sed 's/^/export /')"
 echo "moto on $ENDPOINT; table $FINDINGS_TABLE; topic $ALERTS_TOPIC_ARN; trail $TRAIL_NAME"
 
-# build first: `watch` builds on the first request, and that request's deadline (the
-# emulator's default timeout) would pass while compiling
+# build first: `watch` builds on the first request, which would otherwise wait minutes
+# (the deadline cargo lambda sends is its timeout, 600000 ms, not an epoch time: the
+# functions log that and run without a deadline, see handler::lambda_deadline)
 cargo build -p "$FUNCTION"
 
 # `watch` runs the function with these variables; AWS_ENDPOINT_URL points every SDK client at moto
@@ -70,8 +71,7 @@ invoke() {
     --data-file "$1" >"$LOG_DIR/invoke.out" 2>"$LOG_DIR/invoke.err"
 }
 # warm-up with a sample that changes nothing: `watch` starts (and may still compile) the
-# function on its first request, and that request's deadline can pass before the handler
-# runs; retry until watch listens and the function answers
+# function on its first request; retry until watch listens and the function answers
 for _ in $(seq 120); do
   invoke "$WARMUP" && break
   sleep 5
