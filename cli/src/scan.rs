@@ -74,6 +74,9 @@ struct Totals {
     suppressed: AtomicU64,
 }
 
+/// Correlation groups a file may hold before they are written to the state (~0.5 KB each).
+const FLUSH_GROUPS: usize = 4096;
+
 /// Correlation across every input of one scan: the same state a Lambda keeps in
 /// DynamoDB, here in memory, so a burst spread over many files is found once.
 struct Correlation {
@@ -305,19 +308,35 @@ fn scan_one(
     };
     let records = ingest::open(reader, opts).context("cannot read")?;
     let mut batch = Batch::default();
+    // in-memory state: a flush cannot fail transiently, and it runs on this worker
+    let flush = |batch: Batch| {
+        rt.block_on(correlation.correlator.flush(&correlation.state, batch))
+            .context("correlating")
+    };
+    let mut found = Vec::new();
+    let mut failed = None;
     let report = pipeline::scan_observed(records, rules, label, &mut emit, |record, matched| {
         correlation
             .correlator
             .observe(&mut batch, record, matched, label);
-    });
-    if !batch.is_empty() {
-        // in-memory state: flushing cannot fail transiently, and it runs on this worker
-        let found = rt
-            .block_on(correlation.correlator.flush(&correlation.state, batch))
-            .context("correlating")?;
-        for f in found {
-            emit(f);
+        // a file of many principals would hold a group per principal and correlation until
+        // its end: write them to the state as the file goes (updates are idempotent and
+        // order-independent, as across the files of one scan)
+        if batch.len() >= FLUSH_GROUPS && failed.is_none() {
+            match flush(std::mem::take(&mut batch)) {
+                Ok(f) => found.extend(f),
+                Err(e) => failed = Some(e),
+            }
         }
+    });
+    if let Some(e) = failed {
+        return Err(e);
+    }
+    if !batch.is_empty() {
+        found.extend(flush(batch)?);
+    }
+    for f in found {
+        emit(f);
     }
     Ok(report)
 }

@@ -291,3 +291,53 @@ fn a_burst_split_across_files_correlates_once_and_allowlists_apply() {
         "{text}"
     );
 }
+
+#[test]
+fn a_file_of_many_principals_is_correlated_as_it_goes_and_finds_the_same() {
+    // 6,000 principals (12,000 ratio groups: more than one in-file flush of the CLI's
+    // bounded batch) between two halves of a 12-login burst from one address: the burst
+    // is found once and counts all twelve, as when its logins are scanned alone
+    let dir = tempfile::tempdir().unwrap();
+    let mut recs: Vec<String> = (0..6).map(failed_login).collect();
+    for i in 0..6000 {
+        let arn = format!("arn:aws:sts::111122223333:assumed-role/app/s{i}");
+        recs.push(
+            record(
+                &format!("p-{i}"),
+                "GetCallerIdentity",
+                "sts.amazonaws.com",
+                "",
+            )
+            .replace("arn:aws:iam::111122223333:user/bob", &arn),
+        );
+    }
+    recs.extend((6..12).map(failed_login));
+    let big = dir.path().join("big.json.gz");
+    std::fs::write(&big, gz(&format!(r#"{{"Records":[{}]}}"#, recs.join(",")))).unwrap();
+    let alone = dir.path().join("alone.json");
+    let logins: Vec<String> = (0..12).map(failed_login).collect();
+    std::fs::write(&alone, format!(r#"{{"Records":[{}]}}"#, logins.join(","))).unwrap();
+
+    let burst = |path: &Path| -> Vec<String> {
+        let out = trailwatch(&["scan", "--format", "jsonl", path.to_str().unwrap()]);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            .filter(|l| l.contains("\"rule_id\":\"tw-corr-console-login-failures-by-ip\""))
+            .map(|l| {
+                let v: serde_json::Value = serde_json::from_str(l).unwrap();
+                format!("{} {}", v["id"], v["title"])
+            })
+            .collect()
+    };
+    let found = burst(&big);
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert!(found[0].contains("12 events"), "{found:?}");
+    assert_eq!(found, burst(&alone));
+}
