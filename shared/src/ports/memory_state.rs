@@ -12,6 +12,10 @@ struct Inner {
     items: HashMap<MemKey, MemItem>,
     /// Set and scalar names, interned (a handful: `e`, `d`, `n`, `correlation`, ...).
     names: Vec<Box<str>>,
+    /// Scalar values, interned: the correlation id and the bucket repeat across items, and
+    /// a group's text is shared by every correlation grouping by the same fields.
+    values: Vec<Arc<str>>,
+    value_ids: HashMap<Arc<str>, u32>,
     episodes: HashMap<StateKey, Episode>,
     fail_next: Vec<PortError>,
     updates: usize,
@@ -19,43 +23,51 @@ struct Inner {
 
 /// A scan of a busy account holds one item per principal, correlation and day, most with a
 /// few members: items are stored compactly (members as numbers where the string is a
-/// canonical rendering of one) and rebuilt as [`StateItem`]s when read.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-struct MemKey {
-    /// `pk` then `sk`, split at `pk_len`.
-    text: Box<str>,
-    pk_len: usize,
-}
+/// canonical rendering of one, keys as a 128-bit digest) and rebuilt as [`StateItem`]s
+/// when read. Nothing lists keys, so the digest is all a key needs to be (two keys collide
+/// with a probability of about n²/2¹²⁹: nil for any number of items that fit in memory).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+struct MemKey(u128);
 
 impl MemKey {
     fn of(k: &StateKey) -> MemKey {
-        let mut text = String::with_capacity(k.pk.len() + k.sk.len());
-        text.push_str(&k.pk);
-        text.push_str(&k.sk);
-        MemKey {
-            text: text.into_boxed_str(),
-            pk_len: k.pk.len(),
-        }
+        use sha2::{Digest, Sha256};
+        let mut h = Sha256::new();
+        // length-prefixed: ("ab", "c") and ("a", "bc") differ
+        h.update((k.pk.len() as u64).to_le_bytes());
+        h.update(k.pk.as_bytes());
+        h.update(k.sk.as_bytes());
+        let d = h.finalize();
+        let mut first = [0u8; 16];
+        first.copy_from_slice(&d[..16]);
+        MemKey(u128::from_le_bytes(first))
     }
 }
 
 #[derive(Debug, Default)]
 struct MemItem {
-    /// (name, member), sorted: a member is found by binary search.
+    /// (name, member) of members that are twelve lowercase hex digits (ratio events),
+    /// sorted: a member is found by binary search.
+    hex: Vec<(u16, u64)>,
+    /// (name, member) of the other members, sorted.
     members: Vec<(u16, Stored)>,
-    /// `<name>:<byte length>:<value>` one after another (one allocation per item).
-    scalars: Box<str>,
+    /// (name, interned value).
+    scalars: Box<[(u16, u32)]>,
 }
 
-/// A set member. `Hex` and `TimedHex` are used only when rendering gives back the exact
-/// string, so equality of members is equality of strings.
+/// A set member other than [`Parsed::Hex`]. `TimedHex` is used only when rendering gives
+/// back the exact string, so equality of members is equality of strings.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 enum Stored {
-    /// Twelve lowercase hex digits.
-    Hex(u64),
     /// `<i64>|<twelve lowercase hex digits>`.
     TimedHex(i64, u64),
     Text(Box<str>),
+}
+
+/// A member as stored: twelve lowercase hex digits as their number, the rest as [`Stored`].
+enum Parsed {
+    Hex(u64),
+    Other(Stored),
 }
 
 fn hex12(s: &str) -> Option<u64> {
@@ -63,24 +75,25 @@ fn hex12(s: &str) -> Option<u64> {
     ok.then(|| u64::from_str_radix(s, 16).ok()).flatten()
 }
 
-impl Stored {
-    fn of(s: &str) -> Stored {
+impl Parsed {
+    fn of(s: &str) -> Parsed {
         if let Some(h) = hex12(s) {
-            return Stored::Hex(h);
+            return Parsed::Hex(h);
         }
         if let Some((t, h)) = s.split_once('|') {
             if let (Ok(time), Some(hash)) = (t.parse::<i64>(), hex12(h)) {
                 if time.to_string() == t {
-                    return Stored::TimedHex(time, hash);
+                    return Parsed::Other(Stored::TimedHex(time, hash));
                 }
             }
         }
-        Stored::Text(s.into())
+        Parsed::Other(Stored::Text(s.into()))
     }
+}
 
+impl Stored {
     fn render(&self) -> String {
         match self {
-            Stored::Hex(h) => format!("{h:012x}"),
             Stored::TimedHex(t, h) => format!("{t}|{h:012x}"),
             Stored::Text(t) => t.to_string(),
         }
@@ -96,6 +109,17 @@ impl Inner {
         u16::try_from(self.names.len() - 1).unwrap_or(u16::MAX)
     }
 
+    fn value(&mut self, v: &str) -> u32 {
+        if let Some(&id) = self.value_ids.get(v) {
+            return id;
+        }
+        let id = u32::try_from(self.values.len()).unwrap_or(u32::MAX);
+        let v: Arc<str> = Arc::from(v);
+        self.values.push(v.clone());
+        self.value_ids.insert(v, id);
+        id
+    }
+
     fn view(&self, item: &MemItem) -> StateItem {
         let name = |i: u16| {
             self.names
@@ -103,13 +127,22 @@ impl Inner {
                 .map_or_else(String::new, |n| n.to_string())
         };
         let mut out = StateItem::default();
+        for (n, h) in &item.hex {
+            out.sets
+                .entry(name(*n))
+                .or_default()
+                .insert(format!("{h:012x}"));
+        }
         for (n, m) in &item.members {
             out.sets.entry(name(*n)).or_default().insert(m.render());
         }
         out.scalars = item
-            .scalars()
-            .into_iter()
-            .map(|(n, v)| (name(n), v.to_owned()))
+            .scalars
+            .iter()
+            .map(|&(n, v)| {
+                let value = self.values.get(v as usize).map_or("", |v| &**v);
+                (name(n), value.to_owned())
+            })
             .collect::<BTreeMap<_, _>>();
         out
     }
@@ -117,72 +150,54 @@ impl Inner {
 
 impl MemItem {
     fn len_of(&self, name: u16) -> usize {
-        let start = self.members.partition_point(|(n, _)| *n < name);
-        let end = self.members.partition_point(|(n, _)| *n <= name);
-        end - start
+        let count = |start: usize, end: usize| end - start;
+        count(
+            self.hex.partition_point(|(n, _)| *n < name),
+            self.hex.partition_point(|(n, _)| *n <= name),
+        ) + count(
+            self.members.partition_point(|(n, _)| *n < name),
+            self.members.partition_point(|(n, _)| *n <= name),
+        )
     }
 
-    fn insert(&mut self, name: u16, m: Stored) {
-        let at = self
-            .members
-            .binary_search_by(|(n, x)| (*n, x).cmp(&(name, &m)));
-        if let Err(at) = at {
-            // most items hold a few members: grow them one by one, larger sets as usual
-            if self.members.len() < 16 {
-                self.members.reserve_exact(1);
-            }
-            self.members.insert(at, (name, m));
+    fn insert(&mut self, name: u16, m: Parsed) {
+        match m {
+            Parsed::Hex(h) => insert_sorted(&mut self.hex, (name, h)),
+            Parsed::Other(m) => insert_sorted(&mut self.members, (name, m)),
         }
-    }
-
-    fn scalars(&self) -> Vec<(u16, &str)> {
-        let mut out = Vec::new();
-        let mut rest: &str = &self.scalars;
-        while let Some((name, tail)) = rest.split_once(':') {
-            let Some((len, tail)) = tail.split_once(':') else {
-                break;
-            };
-            let (Ok(name), Ok(len)) = (name.parse::<u16>(), len.parse::<usize>()) else {
-                break;
-            };
-            let (Some(value), Some(next)) = (tail.get(..len), tail.get(len..)) else {
-                break;
-            };
-            out.push((name, value));
-            rest = next;
-        }
-        out
     }
 
     /// Set the scalars `values` (all, or only those the item does not have yet).
-    fn set_scalars<'v>(&mut self, values: impl Iterator<Item = (u16, &'v str)>, only_absent: bool) {
-        let mut all: Vec<(u16, String)> = self
-            .scalars()
-            .into_iter()
-            .map(|(n, v)| (n, v.to_owned()))
-            .collect();
+    fn set_scalars(&mut self, values: impl Iterator<Item = (u16, u32)>, only_absent: bool) {
+        let mut all = self.scalars.to_vec();
         let mut changed = false;
         for (name, value) in values {
             match all.iter_mut().find(|(n, _)| *n == name) {
                 Some(_) if only_absent => {}
                 Some((_, old)) => {
-                    value.clone_into(old);
-                    changed = true;
+                    changed |= *old != value;
+                    *old = value;
                 }
                 None => {
-                    all.push((name, value.to_owned()));
+                    all.push((name, value));
                     changed = true;
                 }
             }
         }
         if changed {
-            let mut text = String::new();
-            for (n, v) in all {
-                text.push_str(&format!("{n}:{}:", v.len()));
-                text.push_str(&v);
-            }
-            self.scalars = text.into_boxed_str();
+            self.scalars = all.into_boxed_slice();
         }
+    }
+}
+
+/// Insert `x` into the sorted `v` unless present; most items hold a few members, so small
+/// lists grow one by one and larger ones as usual.
+fn insert_sorted<T: Ord>(v: &mut Vec<T>, x: T) {
+    if let Err(at) = v.binary_search(&x) {
+        if v.len() < 16 {
+            v.reserve_exact(1);
+        }
+        v.insert(at, x);
     }
 }
 
@@ -241,26 +256,27 @@ impl CorrelationState for MemCorrelationState {
         Self::take_failure(&mut g)?;
         g.updates += 1;
         let sets: Vec<u16> = u.add.keys().map(|n| g.name(n)).collect();
-        let scalars_if_absent: Vec<u16> = u.set_if_absent.keys().map(|n| g.name(n)).collect();
-        let scalars: Vec<u16> = u.set.keys().map(|n| g.name(n)).collect();
+        let mut scalars_if_absent = Vec::with_capacity(u.set_if_absent.len());
+        for (n, v) in &u.set_if_absent {
+            scalars_if_absent.push((g.name(n), g.value(v)));
+        }
+        let mut scalars = Vec::with_capacity(u.set.len());
+        for (n, v) in &u.set {
+            scalars.push((g.name(n), g.value(v)));
+        }
         let inner = &mut *g;
-        let item = inner.items.entry(MemKey::of(&u.key)).or_default();
+        let key = MemKey::of(&u.key);
+        let item = inner.items.entry(key).or_default();
         let full = sets.iter().any(|&n| item.len_of(n) >= u.cap);
         if !full {
             for (&n, members) in sets.iter().zip(u.add.values()) {
                 for m in members {
-                    item.insert(n, Stored::of(m));
+                    item.insert(n, Parsed::of(m));
                 }
             }
-            let if_absent = scalars_if_absent.iter().copied();
-            item.set_scalars(
-                if_absent.zip(u.set_if_absent.values().map(String::as_str)),
-                true,
-            );
-            let always = scalars.iter().copied();
-            item.set_scalars(always.zip(u.set.values().map(String::as_str)), false);
+            item.set_scalars(scalars_if_absent.into_iter(), true);
+            item.set_scalars(scalars.into_iter(), false);
         }
-        let key = MemKey::of(&u.key);
         let mut out = inner
             .items
             .get(&key)
