@@ -8,6 +8,7 @@
 //! `Ok(None)`/empty; every other SDK error goes through the shared `classify`.
 
 use aws_config::SdkConfig;
+use aws_sdk_s3::config::http::HttpResponse;
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 
 use super::classify::classify;
@@ -24,6 +25,26 @@ fn code_of<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>) -> Option<&str> {
         _ => None,
     }
 }
+
+/// The output of a `Get*` call whose setting may not be configured: `None` when the call
+/// failed with the service's `absent` code, the classified error for any other failure.
+fn unless_absent<T, E>(
+    op: &'static str,
+    absent: &str,
+    result: Result<T, SdkError<E, HttpResponse>>,
+) -> Result<Option<T>, PortError>
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    match result {
+        Ok(out) => Ok(Some(out)),
+        Err(e) if code_of(&e) == Some(absent) => Ok(None),
+        Err(e) => Err(classify(op, e)),
+    }
+}
+
+/// The code of a bucket or account without a public access block.
+const NO_PAB: &str = "NoSuchPublicAccessBlockConfiguration";
 
 /// S3 and S3 Control reads for the audit.
 #[derive(Debug, Clone)]
@@ -113,73 +134,70 @@ impl BucketAuditSource for S3AuditSource {
     }
 
     async fn bucket_policy(&self, bucket: &str) -> Result<Option<String>, PortError> {
-        match self.s3.get_bucket_policy().bucket(bucket).send().await {
-            Ok(out) => Ok(out.policy().map(str::to_owned)),
-            Err(e) if code_of(&e) == Some("NoSuchBucketPolicy") => Ok(None),
-            Err(e) => Err(classify("GetBucketPolicy", e)),
-        }
+        let result = self.s3.get_bucket_policy().bucket(bucket).send().await;
+        let out = unless_absent("GetBucketPolicy", "NoSuchBucketPolicy", result)?;
+        Ok(out.and_then(|o| o.policy().map(str::to_owned)))
     }
 
     async fn bucket_policy_is_public(&self, bucket: &str) -> Result<Option<bool>, PortError> {
-        match self
+        let result = self
             .s3
             .get_bucket_policy_status()
             .bucket(bucket)
             .send()
-            .await
-        {
-            Ok(out) => Ok(out.policy_status().and_then(|s| s.is_public())),
-            Err(e) if code_of(&e) == Some("NoSuchBucketPolicy") => Ok(None),
-            Err(e) => Err(classify("GetBucketPolicyStatus", e)),
-        }
+            .await;
+        let out = unless_absent("GetBucketPolicyStatus", "NoSuchBucketPolicy", result)?;
+        Ok(out.and_then(|o| o.policy_status().and_then(|s| s.is_public())))
     }
 
     async fn bucket_public_access_block(
         &self,
         bucket: &str,
     ) -> Result<Option<PublicAccessBlock>, PortError> {
-        match self
+        let result = self
             .s3
             .get_public_access_block()
             .bucket(bucket)
             .send()
-            .await
-        {
-            Ok(out) => Ok(out.public_access_block_configuration().map(|c| {
+            .await;
+        let out = unless_absent("GetPublicAccessBlock", NO_PAB, result)?;
+        Ok(out
+            .as_ref()
+            .and_then(|o| o.public_access_block_configuration())
+            .map(|c| {
                 pab_of(
                     c.block_public_acls(),
                     c.ignore_public_acls(),
                     c.block_public_policy(),
                     c.restrict_public_buckets(),
                 )
-            })),
-            Err(e) if code_of(&e) == Some("NoSuchPublicAccessBlockConfiguration") => Ok(None),
-            Err(e) => Err(classify("GetPublicAccessBlock", e)),
-        }
+            }))
     }
 
     async fn account_public_access_block(
         &self,
         account_id: &str,
     ) -> Result<Option<PublicAccessBlock>, PortError> {
-        match self
+        let request = self
             .control
             .get_public_access_block()
-            .account_id(account_id)
-            .send()
-            .await
-        {
-            Ok(out) => Ok(out.public_access_block_configuration().map(|c| {
+            .account_id(account_id);
+        let out = unless_absent(
+            "GetPublicAccessBlock(account)",
+            NO_PAB,
+            request.send().await,
+        )?;
+        Ok(out
+            .as_ref()
+            .and_then(|o| o.public_access_block_configuration())
+            .map(|c| {
                 pab_of(
                     c.block_public_acls(),
                     c.ignore_public_acls(),
                     c.block_public_policy(),
                     c.restrict_public_buckets(),
                 )
-            })),
-            Err(e) if code_of(&e) == Some("NoSuchPublicAccessBlockConfiguration") => Ok(None),
-            Err(e) => Err(classify("GetPublicAccessBlock(account)", e)),
-        }
+            }))
     }
 
     async fn bucket_versioning(&self, bucket: &str) -> Result<Versioning, PortError> {
@@ -211,16 +229,11 @@ impl BucketAuditSource for S3AuditSource {
     }
 
     async fn bucket_lifecycle(&self, bucket: &str) -> Result<Vec<LifecycleRule>, PortError> {
-        let out = match self
-            .s3
-            .get_bucket_lifecycle_configuration()
-            .bucket(bucket)
-            .send()
-            .await
-        {
-            Ok(out) => out,
-            Err(e) if code_of(&e) == Some("NoSuchLifecycleConfiguration") => return Ok(Vec::new()),
-            Err(e) => return Err(classify("GetBucketLifecycleConfiguration", e)),
+        let request = self.s3.get_bucket_lifecycle_configuration().bucket(bucket);
+        let result = request.send().await;
+        let absent = "NoSuchLifecycleConfiguration";
+        let Some(out) = unless_absent("GetBucketLifecycleConfiguration", absent, result)? else {
+            return Ok(Vec::new());
         };
         Ok(out
             .rules()
@@ -249,20 +262,18 @@ impl BucketAuditSource for S3AuditSource {
     }
 
     async fn bucket_encryption(&self, bucket: &str) -> Result<Option<BucketEncryption>, PortError> {
-        match self.s3.get_bucket_encryption().bucket(bucket).send().await {
-            Ok(out) => Ok(out
-                .server_side_encryption_configuration()
-                .and_then(|c| c.rules().first())
-                .and_then(|r| r.apply_server_side_encryption_by_default())
-                .map(|d| BucketEncryption {
-                    algorithm: d.sse_algorithm().as_str().to_owned(),
-                    kms_key_id: d.kms_master_key_id().map(str::to_owned),
-                })),
-            Err(e) if code_of(&e) == Some("ServerSideEncryptionConfigurationNotFoundError") => {
-                Ok(None)
-            }
-            Err(e) => Err(classify("GetBucketEncryption", e)),
-        }
+        let result = self.s3.get_bucket_encryption().bucket(bucket).send().await;
+        let absent = "ServerSideEncryptionConfigurationNotFoundError";
+        let out = unless_absent("GetBucketEncryption", absent, result)?;
+        Ok(out
+            .as_ref()
+            .and_then(|o| o.server_side_encryption_configuration())
+            .and_then(|c| c.rules().first())
+            .and_then(|r| r.apply_server_side_encryption_by_default())
+            .map(|d| BucketEncryption {
+                algorithm: d.sse_algorithm().as_str().to_owned(),
+                kms_key_id: d.kms_master_key_id().map(str::to_owned),
+            }))
     }
 
     async fn list_subfolders(&self, bucket: &str, prefix: &str) -> Result<Vec<String>, PortError> {
