@@ -423,8 +423,8 @@ impl Pending {
     }
 }
 
-/// A state set, rendered to its attribute name at the flush. The order is the names' order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+/// A state set, rendered to its attribute name at the flush (which orders by the names).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Set {
     /// Ratio denominator.
     D,
@@ -450,9 +450,8 @@ impl Set {
     }
 }
 
-/// A set member, rendered to its string at the flush. Among members of one kind the order
-/// is the rendered strings' order where it matters (ratio hashes: fixed-width hex).
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+/// A set member, rendered to its string at the flush (which orders by the strings).
+#[derive(Debug, Clone, PartialEq, Eq)]
 enum Member {
     /// An event (48-bit hash of its id): `012x` hex.
     Hash(u64),
