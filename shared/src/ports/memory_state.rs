@@ -10,12 +10,11 @@ use std::sync::{Arc, Mutex};
 #[derive(Debug, Default)]
 struct Inner {
     items: HashMap<MemKey, MemItem>,
-    /// Set and scalar names, interned (a handful: `e`, `d`, `n`, `correlation`, ...).
-    names: Vec<Box<str>>,
-    /// Scalar values, interned: the correlation id and the bucket repeat across items, and
+    /// Set and scalar names and scalar values, interned: names are a handful (`e`, `d`,
+    /// `n`, `correlation`, ...), the correlation id and the bucket repeat across items, and
     /// a group's text is shared by every correlation grouping by the same fields.
-    values: Vec<Arc<str>>,
-    value_ids: HashMap<Arc<str>, u32>,
+    strings: Vec<Arc<str>>,
+    string_ids: HashMap<Arc<str>, u32>,
     episodes: HashMap<StateKey, Episode>,
     fail_next: Vec<PortError>,
     updates: usize,
@@ -48,11 +47,11 @@ impl MemKey {
 struct MemItem {
     /// (name, member) of members that are twelve lowercase hex digits (ratio events),
     /// sorted: a member is found by binary search.
-    hex: Vec<(u16, u64)>,
+    hex: Vec<(u32, u64)>,
     /// (name, member) of the other members, sorted.
-    members: Vec<(u16, Stored)>,
+    members: Vec<(u32, Stored)>,
     /// (name, interned value).
-    scalars: Box<[(u16, u32)]>,
+    scalars: Box<[(u32, u32)]>,
 }
 
 /// A set member other than [`Parsed::Hex`]. `TimedHex` is used only when rendering gives
@@ -101,31 +100,24 @@ impl Stored {
 }
 
 impl Inner {
-    fn name(&mut self, name: &str) -> u16 {
-        if let Some(i) = self.names.iter().position(|n| &**n == name) {
-            return u16::try_from(i).unwrap_or(u16::MAX);
-        }
-        self.names.push(name.into());
-        u16::try_from(self.names.len() - 1).unwrap_or(u16::MAX)
-    }
-
-    fn value(&mut self, v: &str) -> u32 {
-        if let Some(&id) = self.value_ids.get(v) {
+    /// The id of `s` in the string table (names and scalar values).
+    fn intern(&mut self, s: &str) -> u32 {
+        if let Some(&id) = self.string_ids.get(s) {
             return id;
         }
-        let id = u32::try_from(self.values.len()).unwrap_or(u32::MAX);
-        let v: Arc<str> = Arc::from(v);
-        self.values.push(v.clone());
-        self.value_ids.insert(v, id);
+        let id = u32::try_from(self.strings.len()).unwrap_or(u32::MAX);
+        let s: Arc<str> = Arc::from(s);
+        self.strings.push(s.clone());
+        self.string_ids.insert(s, id);
         id
     }
 
+    fn string(&self, id: u32) -> &str {
+        self.strings.get(id as usize).map_or("", |s| &**s)
+    }
+
     fn view(&self, item: &MemItem) -> StateItem {
-        let name = |i: u16| {
-            self.names
-                .get(usize::from(i))
-                .map_or_else(String::new, |n| n.to_string())
-        };
+        let name = |id: u32| self.string(id).to_owned();
         let mut out = StateItem::default();
         for (n, h) in &item.hex {
             out.sets
@@ -139,17 +131,14 @@ impl Inner {
         out.scalars = item
             .scalars
             .iter()
-            .map(|&(n, v)| {
-                let value = self.values.get(v as usize).map_or("", |v| &**v);
-                (name(n), value.to_owned())
-            })
+            .map(|&(n, v)| (name(n), self.string(v).to_owned()))
             .collect::<BTreeMap<_, _>>();
         out
     }
 }
 
 impl MemItem {
-    fn len_of(&self, name: u16) -> usize {
+    fn len_of(&self, name: u32) -> usize {
         let count = |start: usize, end: usize| end - start;
         count(
             self.hex.partition_point(|(n, _)| *n < name),
@@ -160,7 +149,7 @@ impl MemItem {
         )
     }
 
-    fn insert(&mut self, name: u16, m: Parsed) {
+    fn insert(&mut self, name: u32, m: Parsed) {
         match m {
             Parsed::Hex(h) => insert_sorted(&mut self.hex, (name, h)),
             Parsed::Other(m) => insert_sorted(&mut self.members, (name, m)),
@@ -168,7 +157,7 @@ impl MemItem {
     }
 
     /// Set the scalars `values` (all, or only those the item does not have yet).
-    fn set_scalars(&mut self, values: impl Iterator<Item = (u16, u32)>, only_absent: bool) {
+    fn set_scalars(&mut self, values: impl Iterator<Item = (u32, u32)>, only_absent: bool) {
         let mut all = self.scalars.to_vec();
         let mut changed = false;
         for (name, value) in values {
@@ -255,14 +244,14 @@ impl CorrelationState for MemCorrelationState {
         let mut g = self.0.lock().map_err(|_| poisoned("UpdateItem"))?;
         Self::take_failure(&mut g)?;
         g.updates += 1;
-        let sets: Vec<u16> = u.add.keys().map(|n| g.name(n)).collect();
+        let sets: Vec<u32> = u.add.keys().map(|n| g.intern(n)).collect();
         let mut scalars_if_absent = Vec::with_capacity(u.set_if_absent.len());
         for (n, v) in &u.set_if_absent {
-            scalars_if_absent.push((g.name(n), g.value(v)));
+            scalars_if_absent.push((g.intern(n), g.intern(v)));
         }
         let mut scalars = Vec::with_capacity(u.set.len());
         for (n, v) in &u.set {
-            scalars.push((g.name(n), g.value(v)));
+            scalars.push((g.intern(n), g.intern(v)));
         }
         let inner = &mut *g;
         let key = MemKey::of(&u.key);
