@@ -2,19 +2,22 @@
 //! whole input) and for tests. Same contract as the DynamoDB adapter, including the set cap
 //! and the episode claim; it can be told to fail to test retry decisions.
 
-use super::state::{CorrelationState, Episode, StateItem, StateKey, StateUpdate};
+use super::state::{CorrelationState, Episode, SetSizes, StateItem, StateKey, StateUpdate};
 use super::PortError;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 
+/// Seeded fast hashing (keys and values come from the logs).
+type Seeded = foldhash::fast::RandomState;
+
 #[derive(Debug, Default)]
 struct Inner {
-    items: HashMap<MemKey, MemItem>,
+    items: HashMap<MemKey, MemItem, Seeded>,
     /// Set and scalar names and scalar values, interned: names are a handful (`e`, `d`,
     /// `n`, `correlation`, ...), the correlation id and the bucket repeat across items, and
     /// a group's text is shared by every correlation grouping by the same fields.
     strings: Vec<Arc<str>>,
-    string_ids: HashMap<Arc<str>, u32>,
+    string_ids: HashMap<Arc<str>, u32, Seeded>,
     episodes: HashMap<StateKey, Episode>,
     fail_next: Vec<PortError>,
     updates: usize,
@@ -239,23 +242,22 @@ impl MemCorrelationState {
     }
 }
 
-impl CorrelationState for MemCorrelationState {
-    async fn add(&self, u: &StateUpdate) -> Result<StateItem, PortError> {
-        let mut g = self.0.lock().map_err(|_| poisoned("UpdateItem"))?;
-        Self::take_failure(&mut g)?;
-        g.updates += 1;
-        let sets: Vec<u32> = u.add.keys().map(|n| g.intern(n)).collect();
+impl Inner {
+    /// Apply `u` (see [`CorrelationState::add`]): the key of the item and whether the update
+    /// was refused.
+    fn apply(&mut self, u: &StateUpdate) -> (MemKey, bool) {
+        self.updates += 1;
+        let sets: Vec<u32> = u.add.keys().map(|n| self.intern(n)).collect();
         let mut scalars_if_absent = Vec::with_capacity(u.set_if_absent.len());
         for (n, v) in &u.set_if_absent {
-            scalars_if_absent.push((g.intern(n), g.intern(v)));
+            scalars_if_absent.push((self.intern(n), self.intern(v)));
         }
         let mut scalars = Vec::with_capacity(u.set.len());
         for (n, v) in &u.set {
-            scalars.push((g.intern(n), g.intern(v)));
+            scalars.push((self.intern(n), self.intern(v)));
         }
-        let inner = &mut *g;
         let key = MemKey::of(&u.key);
-        let item = inner.items.entry(key).or_default();
+        let item = self.items.entry(key).or_default();
         let full = sets.iter().any(|&n| item.len_of(n) >= u.cap);
         if !full {
             for (&n, members) in sets.iter().zip(u.add.values()) {
@@ -266,13 +268,38 @@ impl CorrelationState for MemCorrelationState {
             item.set_scalars(scalars_if_absent.into_iter(), true);
             item.set_scalars(scalars.into_iter(), false);
         }
-        let mut out = inner
-            .items
-            .get(&key)
-            .map(|i| inner.view(i))
-            .unwrap_or_default();
+        (key, full)
+    }
+}
+
+impl CorrelationState for MemCorrelationState {
+    async fn add(&self, u: &StateUpdate) -> Result<StateItem, PortError> {
+        let mut g = self.0.lock().map_err(|_| poisoned("UpdateItem"))?;
+        Self::take_failure(&mut g)?;
+        let (key, full) = g.apply(u);
+        let mut out = g.items.get(&key).map(|i| g.view(i)).unwrap_or_default();
         out.full = full;
         Ok(out)
+    }
+
+    async fn add_counting(&self, u: &StateUpdate, names: &[&str]) -> Result<SetSizes, PortError> {
+        let mut g = self.0.lock().map_err(|_| poisoned("UpdateItem"))?;
+        Self::take_failure(&mut g)?;
+        let (key, full) = g.apply(u);
+        // a name never interned is a set no item holds
+        let ids: Vec<Option<u32>> = names
+            .iter()
+            .map(|n| g.string_ids.get(*n).copied())
+            .collect();
+        let item = g.items.get(&key);
+        let sizes = ids
+            .iter()
+            .map(|id| match (id, item) {
+                (Some(id), Some(item)) => item.len_of(*id),
+                _ => 0,
+            })
+            .collect();
+        Ok(SetSizes { sizes, full })
     }
 
     async fn get(&self, key: &StateKey) -> Result<Option<StateItem>, PortError> {
@@ -336,6 +363,43 @@ mod tests {
         assert!(c.full);
         assert_eq!(c.len_of("e"), 3);
         assert_eq!(s.updates(), 3);
+    }
+
+    /// Only `add`: the trait's own `add_counting`.
+    struct Plain(MemCorrelationState);
+
+    impl CorrelationState for Plain {
+        async fn add(&self, u: &StateUpdate) -> Result<StateItem, PortError> {
+            self.0.add(u).await
+        }
+        async fn get(&self, k: &StateKey) -> Result<Option<StateItem>, PortError> {
+            self.0.get(k).await
+        }
+        async fn claim(&self, k: &StateKey, e: Episode, x: i64) -> Result<Episode, PortError> {
+            self.0.claim(k, e, x).await
+        }
+    }
+
+    #[tokio::test]
+    async fn counting_adds_answer_like_full_adds() {
+        let fast = MemCorrelationState::default();
+        let plain = Plain(MemCorrelationState::default());
+        let names = ["e", "never", "e"];
+        for (members, cap) in [(&["1", "2"][..], 3), (&["2", "3"][..], 3), (&["4"][..], 3)] {
+            let u = update(members, cap);
+            let a = fast.add_counting(&u, &names).await.unwrap();
+            let b = plain.add_counting(&u, &names).await.unwrap();
+            assert_eq!(a, b);
+        }
+        let last = fast.add_counting(&update(&["5"], 3), &["e"]).await.unwrap();
+        assert_eq!(
+            last,
+            SetSizes {
+                sizes: vec![3],
+                full: true
+            }
+        );
+        assert_eq!(fast.updates(), 4);
     }
 
     #[tokio::test]

@@ -75,6 +75,15 @@ impl StateItem {
     }
 }
 
+/// How many members some sets of an item hold after an update ([`CorrelationState::add_counting`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SetSizes {
+    /// One size per set asked for, in the order asked.
+    pub sizes: Vec<usize>,
+    /// The update was refused because a set it touched had reached the cap.
+    pub full: bool,
+}
+
 /// An episode of a correlation group: the window in which it fired.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Episode {
@@ -94,6 +103,26 @@ pub trait CorrelationState: Send + Sync {
         &self,
         update: &StateUpdate,
     ) -> impl Future<Output = Result<StateItem, PortError>> + Send;
+
+    /// Apply `update` as [`CorrelationState::add`] does, for callers that need only how many
+    /// members the sets `names` hold afterwards (a ratio, a count): an adapter that can
+    /// answer without building the whole item (the in-memory one) overrides it.
+    ///
+    /// # Errors
+    /// As [`CorrelationState::add`].
+    fn add_counting(
+        &self,
+        update: &StateUpdate,
+        names: &[&str],
+    ) -> impl Future<Output = Result<SetSizes, PortError>> + Send {
+        async move {
+            let item = self.add(update).await?;
+            Ok(SetSizes {
+                sizes: names.iter().map(|n| item.len_of(n)).collect(),
+                full: item.full,
+            })
+        }
+    }
 
     /// Read an item; `None` when it does not exist.
     ///
