@@ -28,11 +28,12 @@ pub mod window;
 use crate::detect::{CorrelationRule, CorrelationType, Event, Rule, RuleSet};
 use crate::findings::{finding_id, Finding};
 use crate::model::Record;
-use crate::ports::state::{CorrelationState, Episode, StateItem, StateKey, StateUpdate};
+use crate::ports::state::{CorrelationState, Episode, SetSizes, StateItem, StateKey, StateUpdate};
 use crate::ports::PortError;
 use futures::stream::{self, StreamExt, TryStreamExt};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
@@ -172,6 +173,7 @@ impl Correlator {
         // one context per record, shared by every group it feeds (most records feed several)
         let mut context: Option<Arc<Context>> = None;
         let mut vals = Vec::new();
+        let mut group = String::new();
         let mut members: Vec<(Set, Member)> = Vec::new();
         for rule in matched {
             let Some(feeds) = self.by_rule.get(&rule.id) else {
@@ -181,9 +183,9 @@ impl Correlator {
                 let Some(p) = self.plans.get(pi) else {
                     continue;
                 };
-                let Some(group) = group_key(p, step, record, &mut vals) else {
+                if !group_key(p, step, record, &mut vals, &mut group) {
                     continue;
-                };
+                }
                 let bucket = time.div_euclid(p.span) * p.span;
                 members.clear();
                 match &p.shape {
@@ -217,7 +219,9 @@ impl Correlator {
                 if members.is_empty() {
                     continue;
                 }
-                let pending = batch.entry(pi, group, bucket);
+                let Some(pending) = batch.entry(pi, &group, bucket) else {
+                    continue;
+                };
                 if pending.members.len() < 16 {
                     // most groups see a few events: no doubling for them
                     pending.members.reserve_exact(members.len());
@@ -250,8 +254,16 @@ impl Correlator {
     ) -> Result<Vec<Finding>, CorrelateError> {
         let now = time::OffsetDateTime::now_utc().unix_timestamp();
         // only the groups that fire are collected (a batch can hold tens of thousands)
-        let mut out: Vec<Finding> = stream::iter(batch.pending)
-            .map(|((pi, group, bucket), pending)| async move {
+        let groups = batch
+            .pending
+            .into_iter()
+            .flat_map(|((pi, bucket), groups)| {
+                groups
+                    .into_iter()
+                    .map(move |(group, pending)| (pi, group, bucket, pending))
+            });
+        let mut out: Vec<Finding> = stream::iter(groups)
+            .map(|(pi, group, bucket, pending)| async move {
                 let Some(p) = self.plans.get(pi) else {
                     return Ok(None);
                 };
@@ -280,58 +292,69 @@ impl Correlator {
         pending: Pending,
         now: i64,
     ) -> Result<Option<Finding>, PortError> {
+        let Pending {
+            mut members,
+            latest,
+        } = pending;
+        let Some(context) = latest else {
+            return Ok(None);
+        };
+        // one event's members of every set side by side (ratio: its `d` and `n`): set by set,
+        // a flush of more than the cap would fill `d` and have every `n` refused (0 %)
+        members.sort_unstable_by(flush_order);
+        members.dedup();
         let gh = short_hash(group, 16);
         let pk = format!("STATE#{}#{gh}", p.rule.id);
         let key = |b: i64| StateKey {
             pk: pk.clone(),
             sk: b.to_string(),
         };
-        let expires_at = now.max(bucket) + 2 * p.span + STATE_GRACE_SECS;
-        let Pending { members, latest } = pending;
-        let Some(context) = latest else {
-            return Ok(None);
+        let mut update = StateUpdate {
+            key: key(bucket),
+            add: BTreeMap::new(),
+            set_if_absent: BTreeMap::from([
+                ("correlation".to_owned(), p.rule.id.clone()),
+                ("group".to_owned(), cut(group).into_owned()),
+                ("bucket".to_owned(), bucket.to_string()),
+            ]),
+            set: BTreeMap::new(),
+            cap: p.cap,
+            expires_at: now.max(bucket) + 2 * p.span + STATE_GRACE_SECS,
         };
-        let mut flat: Vec<(String, String)> = members
-            .into_iter()
-            .map(|(set, m)| (set.name(), m.render()))
-            .collect();
-        // one event's members of every set side by side (ratio: its `d` and `n`): set by set,
-        // a flush of more than the cap would fill `d` and have every `n` refused (0 %)
-        flat.sort_by(|a, b| (&a.1, &a.0).cmp(&(&b.1, &b.0)));
-        flat.dedup();
-        let mut item = StateItem::default();
-        for chunk in flat.chunks(MEMBERS_PER_UPDATE) {
-            let mut add: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-            for (set, m) in chunk {
-                add.entry(set.clone()).or_default().insert(m.clone());
+        let verdict = if let Shape::Ratio { .. } = p.shape {
+            // a ratio needs the two set sizes only, not the members
+            let mut sizes = SetSizes::default();
+            for chunk in members.chunks(MEMBERS_PER_UPDATE) {
+                update.add = members_by_set(chunk);
+                sizes = state.add_counting(&update, &["n", "d"]).await?;
+                if sizes.full {
+                    tracing::debug!(correlation = %p.rule.id, bucket, "correlation bucket full");
+                    break;
+                }
             }
-            let update = StateUpdate {
-                key: key(bucket),
-                add,
-                set_if_absent: BTreeMap::from([
-                    ("correlation".to_owned(), p.rule.id.clone()),
-                    ("group".to_owned(), cut(group).into_owned()),
-                    ("bucket".to_owned(), bucket.to_string()),
-                ]),
-                set: BTreeMap::new(),
-                cap: p.cap,
-                expires_at,
-            };
-            item = state.add(&update).await?;
-            if item.full {
-                tracing::debug!(correlation = %p.rule.id, bucket, "correlation bucket full");
-                break;
+            match sizes.sizes.as_slice() {
+                &[n, d] => ratio_verdict(p, n as u64, d as u64, bucket),
+                _ => None,
             }
-        }
-        let mut items = vec![item];
-        if !matches!(p.shape, Shape::Ratio { .. }) {
+        } else {
+            let mut item = StateItem::default();
+            for chunk in members.chunks(MEMBERS_PER_UPDATE) {
+                update.add = members_by_set(chunk);
+                item = state.add(&update).await?;
+                if item.full {
+                    tracing::debug!(correlation = %p.rule.id, bucket, "correlation bucket full");
+                    break;
+                }
+            }
+            let mut items = vec![item];
             for b in [bucket - p.span, bucket + p.span] {
                 if let Some(i) = state.get(&key(b)).await? {
                     items.push(i);
                 }
             }
-        }
-        let Some((start, summary)) = evaluate(p, &items) else {
+            evaluate(p, &items)
+        };
+        let Some((start, summary)) = verdict else {
             return Ok(None);
         };
         let wanted = Episode {
@@ -342,7 +365,7 @@ impl Correlator {
             pk,
             sk: "EPISODE".into(),
         };
-        let episode = state.claim(&episode_key, wanted, expires_at).await?;
+        let episode = state.claim(&episode_key, wanted, update.expires_at).await?;
         Ok(Some(context.finding(p, group, episode, &summary)))
     }
 }
@@ -355,7 +378,9 @@ impl Correlator {
 /// context of a record is shared by every group it feeds.
 #[derive(Debug, Default)]
 pub struct Batch {
-    pending: BTreeMap<(usize, String, i64), Pending>,
+    /// (plan, bucket) -> group -> observations: a record's group is looked up by the text
+    /// it was just read into, without allocating a key.
+    pending: HashMap<(usize, i64), Groups>,
     source: Option<Arc<str>>,
 }
 
@@ -367,16 +392,26 @@ impl Batch {
 
     /// How many state items the flush will update.
     pub fn len(&self) -> usize {
-        self.pending.len()
+        self.pending.values().map(Groups::len).sum()
     }
 
     /// Observations held (members of every set, duplicates included until the flush).
     pub fn members(&self) -> usize {
-        self.pending.values().map(|p| p.members.len()).sum()
+        self.pending
+            .values()
+            .flat_map(Groups::values)
+            .map(|p| p.members.len())
+            .sum()
     }
 
-    fn entry(&mut self, plan: usize, group: String, bucket: i64) -> &mut Pending {
-        self.pending.entry((plan, group, bucket)).or_default()
+    /// The observations of a group, created when absent (`None` never happens: the group
+    /// is inserted first; the borrow checker cannot see that a failed lookup ends).
+    fn entry(&mut self, plan: usize, group: &str, bucket: i64) -> Option<&mut Pending> {
+        let groups = self.pending.entry((plan, bucket)).or_default();
+        if !groups.contains_key(group) {
+            groups.insert(Box::from(group), Pending::default());
+        }
+        groups.get_mut(group)
     }
 
     /// The label of the input, stored once per batch rather than once per group.
@@ -391,6 +426,9 @@ impl Batch {
         }
     }
 }
+
+/// A bucket's groups (seeded hashing: group texts come from the logs).
+type Groups = HashMap<Box<str>, Pending, foldhash::fast::RandomState>;
 
 #[derive(Debug, Default)]
 struct Pending {
@@ -413,18 +451,17 @@ impl Pending {
         self.latest = Some(context());
     }
 
-    /// Keep the first `n` distinct members in flush order (rendered member, then set name)
+    /// Keep the first `n` distinct members in flush order ([`flush_order`])
     /// and drop the rest: the flush would never send them (see [`Plan::keep`]).
     fn keep_first(&mut self, n: usize) {
-        self.members
-            .sort_by_cached_key(|(set, m)| (m.render(), set.name()));
+        self.members.sort_unstable_by(flush_order);
         self.members.dedup();
         self.members.truncate(n);
     }
 }
 
-/// A state set, rendered to its attribute name at the flush (which orders by the names).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// A state set, rendered to its attribute name at the flush.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum Set {
     /// Ratio denominator.
     D,
@@ -439,19 +476,43 @@ enum Set {
 }
 
 impl Set {
-    fn name(self) -> String {
+    fn name(self) -> Cow<'static, str> {
         match self {
             Set::D => "d".into(),
             Set::E => "e".into(),
             Set::N => "n".into(),
             Set::V => "v".into(),
-            Set::Step(s) => format!("s{s}"),
+            Set::Step(s) => format!("s{s}").into(),
         }
     }
 }
 
-/// A set member, rendered to its string at the flush (which orders by the strings).
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// The order in which a flush sends members and [`Pending::keep_first`] keeps them: by
+/// member, then set, so one event's members of every set are side by side. Within one
+/// correlation all members are of one kind, compared as numbers (hashes, times) or text.
+fn flush_order(a: &(Set, Member), b: &(Set, Member)) -> std::cmp::Ordering {
+    (&a.1, a.0).cmp(&(&b.1, b.0))
+}
+
+/// One state update's worth of members as the port takes them: rendered, by set name.
+fn members_by_set(chunk: &[(Set, Member)]) -> BTreeMap<String, BTreeSet<String>> {
+    let mut add: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for (set, m) in chunk {
+        let name = set.name();
+        match add.get_mut(&*name) {
+            Some(members) => {
+                members.insert(m.render());
+            }
+            None => {
+                add.insert(name.into_owned(), BTreeSet::from([m.render()]));
+            }
+        }
+    }
+    add
+}
+
+/// A set member, rendered to its string at the flush.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 enum Member {
     /// An event (48-bit hash of its id): `012x` hex.
     Hash(u64),
@@ -588,7 +649,6 @@ pub fn correlation_finding_id(correlation: &str, group: &str, start: i64) -> Str
 
 /// Evaluate the stored observations: `(window start, human summary)` when it holds.
 fn evaluate(p: &Plan, items: &[StateItem]) -> Option<(i64, String)> {
-    let span_text = humanize(p.span);
     let time_of = |m: &str| m.split_once('|').and_then(|(t, _)| t.parse::<i64>().ok());
     match &p.shape {
         Shape::Count => {
@@ -599,7 +659,7 @@ fn evaluate(p: &Plan, items: &[StateItem]) -> Option<(i64, String)> {
                 .filter_map(time_of)
                 .collect();
             let (start, n) = window::count_window(&mut times, p.span, cond)?;
-            Some((start, format!("{n} events within {span_text}")))
+            Some((start, format!("{n} events within {}", humanize(p.span))))
         }
         Shape::Values => {
             let cond = p.rule.condition.as_ref()?;
@@ -613,7 +673,10 @@ fn evaluate(p: &Plan, items: &[StateItem]) -> Option<(i64, String)> {
                 .collect();
             let (start, n) = window::value_window(&mut members, p.span, cond)?;
             let field = cond.field.as_deref().unwrap_or("values");
-            Some((start, format!("{n} distinct {field} within {span_text}")))
+            Some((
+                start,
+                format!("{n} distinct {field} within {}", humanize(p.span)),
+            ))
         }
         Shape::Temporal { ordered } => {
             let mut steps: Vec<Vec<i64>> = (0..p.rule.rules.len())
@@ -630,27 +693,36 @@ fn evaluate(p: &Plan, items: &[StateItem]) -> Option<(i64, String)> {
             let how = if *ordered { "in order" } else { "all" };
             Some((
                 start,
-                format!("{} steps {how} within {span_text}", steps.len()),
+                format!("{} steps {how} within {}", steps.len(), humanize(p.span)),
             ))
         }
-        Shape::Ratio {
-            min_percent,
-            min_total,
-            ..
-        } => {
+        Shape::Ratio { .. } => {
             let item = items.first()?;
-            let (n, d) = (item.len_of("n") as u64, item.len_of("d") as u64);
-            if !window::ratio_holds(n, d, p.threshold, *min_percent, *min_total) {
-                return None;
-            }
             let start = item.scalars.get("bucket").and_then(|b| b.parse().ok());
-            let pct = n.saturating_mul(100) / d.max(1);
-            Some((
-                start.unwrap_or_default(),
-                format!("{n} of {d} calls ({pct}%) within {span_text}"),
-            ))
+            let (n, d) = (item.len_of("n") as u64, item.len_of("d") as u64);
+            ratio_verdict(p, n, d, start.unwrap_or_default())
         }
     }
+}
+
+/// A ratio correlation's verdict on a bucket holding `n` numerator and `d` events.
+fn ratio_verdict(p: &Plan, n: u64, d: u64, bucket: i64) -> Option<(i64, String)> {
+    let Shape::Ratio {
+        min_percent,
+        min_total,
+        ..
+    } = &p.shape
+    else {
+        return None;
+    };
+    if !window::ratio_holds(n, d, p.threshold, *min_percent, *min_total) {
+        return None;
+    }
+    let pct = n.saturating_mul(100) / d.max(1);
+    Some((
+        bucket,
+        format!("{n} of {d} calls ({pct}%) within {}", humanize(p.span)),
+    ))
 }
 
 fn plan(corr: &CorrelationRule, rules: &RuleSet) -> Result<Plan, String> {
@@ -748,30 +820,48 @@ fn plan(corr: &CorrelationRule, rules: &RuleSet) -> Result<Plan, String> {
     })
 }
 
-/// The group key of `record` for `step`: the group-by values joined by `\x1f`; `None` when
-/// one is missing (an event without the grouped field must not lump with others).
+/// Write the group key of `record` for `step` into `key`: the group-by values joined by
+/// `\x1f`. `false` when one is missing (an event without the grouped field must not lump
+/// with others).
 fn group_key<'r>(
     p: &Plan,
     step: usize,
     record: &'r Record,
     vals: &mut Vec<&'r Value>,
-) -> Option<String> {
-    let paths = p.group_paths.get(step)?;
-    let mut key = String::new();
+    key: &mut String,
+) -> bool {
+    key.clear();
+    let Some(paths) = p.group_paths.get(step) else {
+        return false;
+    };
     for (i, path) in paths.iter().enumerate() {
         vals.clear();
         record.values_at(path, vals);
-        let v = vals.iter().find_map(|v| scalar(v))?;
-        if v.is_empty() {
-            return None;
-        }
         if i > 0 {
             key.push('\u{1f}');
         }
-        key.push_str(&v);
+        let before = key.len();
+        if !vals.iter().any(|v| push_scalar(v, key)) || key.len() == before {
+            return false;
+        }
     }
-    key.shrink_to_fit();
-    Some(key)
+    true
+}
+
+/// Append `v` to `out` if it is a scalar (string, number, boolean).
+fn push_scalar(v: &Value, out: &mut String) -> bool {
+    use std::fmt::Write as _;
+    match v {
+        Value::String(s) => out.push_str(s),
+        Value::Number(n) => {
+            let _ = write!(out, "{n}");
+        }
+        Value::Bool(b) => {
+            let _ = write!(out, "{b}");
+        }
+        _ => return false,
+    }
+    true
 }
 
 fn scalar(v: &Value) -> Option<String> {
