@@ -174,6 +174,9 @@ impl Correlator {
         let mut context: Option<Arc<Context>> = None;
         let mut vals = Vec::new();
         let mut group = String::new();
+        // the group-by paths `group` was last computed for, and whether it exists: most
+        // correlations group by the same field (`userIdentity.arn`)
+        let mut keyed: Option<(&[Path], bool)> = None;
         let mut members: Vec<(Set, Member)> = Vec::new();
         for rule in matched {
             let Some(feeds) = self.by_rule.get(&rule.id) else {
@@ -183,7 +186,18 @@ impl Correlator {
                 let Some(p) = self.plans.get(pi) else {
                     continue;
                 };
-                if !group_key(p, step, record, &mut vals, &mut group) {
+                let Some(paths) = p.group_paths.get(step) else {
+                    continue;
+                };
+                let found = match keyed {
+                    Some((last, found)) if last == paths.as_slice() => found,
+                    _ => {
+                        let found = group_key(paths, record, &mut vals, &mut group);
+                        keyed = Some((paths, found));
+                        found
+                    }
+                };
+                if !found {
                     continue;
                 }
                 let bucket = time.div_euclid(p.span) * p.span;
@@ -820,20 +834,16 @@ fn plan(corr: &CorrelationRule, rules: &RuleSet) -> Result<Plan, String> {
     })
 }
 
-/// Write the group key of `record` for `step` into `key`: the group-by values joined by
-/// `\x1f`. `false` when one is missing (an event without the grouped field must not lump
-/// with others).
+/// Write the group key of `record` for the group-by `paths` into `key`: the values joined
+/// by `\x1f`. `false` when one is missing (an event without the grouped field must not
+/// lump with others).
 fn group_key<'r>(
-    p: &Plan,
-    step: usize,
+    paths: &[Path],
     record: &'r Record,
     vals: &mut Vec<&'r Value>,
     key: &mut String,
 ) -> bool {
     key.clear();
-    let Some(paths) = p.group_paths.get(step) else {
-        return false;
-    };
     for (i, path) in paths.iter().enumerate() {
         vals.clear();
         record.values_at(path, vals);
@@ -891,7 +901,7 @@ fn round_down(t: i64, step: i64) -> i64 {
 
 fn short_hash(s: &str, hex_chars: usize) -> String {
     let d = Sha256::digest(s.as_bytes());
-    let mut h = hex::encode(d);
+    let mut h = hex::encode(d.get(..hex_chars.div_ceil(2)).unwrap_or(&d));
     h.truncate(hex_chars);
     h
 }
