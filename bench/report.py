@@ -103,6 +103,10 @@ def render(results, md):
     w(f"- **Load:** before `{meta.get('load_before', '?')}`, after `{meta.get('load_after', '?')}` (shared machine: other builds were running; numbers are noisy)")
     w(f"- **Corpus:** {meta.get('corpus', '?')}")
     w(f"- **Large file:** {meta.get('large', '?')}")
+    if meta.get("worst"):
+        w(f"- **Worst-case file** (every assumed-role call a new session): {meta['worst']}")
+    if meta.get("principals"):
+        w(f"- **Distinct principals** (`userIdentity.arn`): {meta['principals']}")
     w(f"- **Rules:** {meta.get('rules', '?')}")
     w("")
     w("| stage | threads | records/s | MB/s (JSON) | peak RSS | vs gunzip+parse floor |")
@@ -128,14 +132,19 @@ def render(results, md):
     w("")
     big = runs.get("cli-large-1")
     big_p = runs.get("pipeline-large-1")
-    if big or big_p:
-        w("Peak RSS on the single large file (one thread):")
+    worst = runs.get("cli-worst-1")
+    if big or big_p or worst:
+        w("One large file, one thread (memory must not grow with the file):")
         w("")
-        w("| run | uncompressed size | records | peak RSS |")
-        w("| --- | ---: | ---: | ---: |")
-        for label, m in (("`trailwatch scan --threads 1`", big), ("hot path (bench runner)", big_p)):
+        w("| run | uncompressed size | records | records/s | peak RSS |")
+        w("| --- | ---: | ---: | ---: | ---: |")
+        for label, m in (
+            ("`trailwatch scan --threads 1`", big),
+            ("hot path (bench runner)", big_p),
+            ("`trailwatch scan --threads 1`, worst-case file", worst),
+        ):
             if m:
-                w(f"| {label} | {m['bytes'] / 1e6:,.0f} MB | {fmt_int(m['records'])} | {m['rss_mb']:.1f} MB |")
+                w(f"| {label} | {m['bytes'] / 1e6:,.0f} MB | {fmt_int(m['records'])} | {fmt_int(rate(m)[0])} | {m['rss_mb']:.1f} MB |")
         w("")
 
     # targets, single core
@@ -155,7 +164,10 @@ def render(results, md):
             x = rs / rate(py1)[0]
             w(f"| ≥ {TARGETS['vs_python']:.0f}× the Python baseline | {x:.1f}× | {'yes' if x >= TARGETS['vs_python'] else 'no'} |")
     if big:
-        w(f"| peak RSS ≤ {TARGETS['rss_mb']:.0f} MB on a {big['bytes'] / 1e6:,.0f} MB file | {big['rss_mb']:.1f} MB | {'yes' if big['rss_mb'] <= TARGETS['rss_mb'] else 'no'} |")
+        # judged on the worse of the two large files
+        rss = max(m["rss_mb"] for m in (big, worst) if m)
+        shown = f"{big['rss_mb']:.1f} MB" + (f" (worst case {worst['rss_mb']:.1f} MB)" if worst else "")
+        w(f"| peak RSS ≤ {TARGETS['rss_mb']:.0f} MB on a {big['bytes'] / 1e6:,.0f} MB file | {shown} | {'yes' if rss <= TARGETS['rss_mb'] else 'no'} |")
     w("")
     if cli1 and pipe1:
         w(f"End to end is measured on `trailwatch scan` (process start, rule load, output included); the")

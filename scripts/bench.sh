@@ -61,6 +61,9 @@ fi
 echo "bench: corpus (${CORPUS_MB} MB in 1k-5k-record files, one ${LARGE_MB} MB file)" >&2
 main_totals=$("$B" gen "$OUT/main" --mb "$CORPUS_MB")
 large_totals=$("$B" gen "$OUT/large" --mb "$LARGE_MB" --single)
+# the same file with every assumed-role call in a new session: the worst case for the
+# per-principal correlation state (one group per call)
+worst_totals=$("$B" gen "$OUT/large-unique" --mb "$LARGE_MB" --single --sessions unique)
 "$B" event-names rules > "$OUT/event-names.txt"
 
 cores=$(nproc)
@@ -76,6 +79,23 @@ meta python "$("$PYTHON" -V 2>&1)"
 meta load_before "$(uptime | sed 's/.*load average: /load average /')"
 meta corpus "$("$PYTHON" -c 'import json,sys; t=json.loads(sys.argv[1]); print("{} gzip files, {:,} records, {:,.0f} MB JSON ({:,.0f} B/record), {:,.0f} MB gzip".format(t["files"], t["records"], t["bytes"]/1e6, t["bytes"]/t["records"], t["gz_bytes"]/1e6))' "$main_totals")"
 meta large "$("$PYTHON" -c 'import json,sys; t=json.loads(sys.argv[1]); print("{:,} records, {:,.0f} MB JSON, {:,.0f} MB gzip".format(t["records"], t["bytes"]/1e6, t["gz_bytes"]/1e6))' "$large_totals")"
+meta worst "$("$PYTHON" -c 'import json,sys; t=json.loads(sys.argv[1]); print("{:,} records, {:,.0f} MB JSON, {:,.0f} MB gzip".format(t["records"], t["bytes"]/1e6, t["gz_bytes"]/1e6))' "$worst_totals")"
+meta principals "$("$PYTHON" - "$OUT/main" "$OUT/large" "$OUT/large-unique" <<'PY'
+import gzip, json, pathlib, sys
+out = []
+for d in sys.argv[1:]:
+    arns, records = set(), 0
+    for f in pathlib.Path(d).rglob("*.json.gz"):
+        with gzip.open(f) as g:
+            for r in json.load(g)["Records"]:
+                records += 1
+                arn = r.get("userIdentity", {}).get("arn")
+                if arn:
+                    arns.add(arn)
+    out.append(f"{pathlib.Path(d).name}: {len(arns):,} ({records / max(len(arns), 1):.1f} records each)")
+print("; ".join(out))
+PY
+)"
 meta rules "bundled pack: $(find rules -name '*.yml' -not -path '*/tests/*' | wc -l) rule files; the baseline checks $(wc -l < "$OUT/event-names.txt") event names"
 
 tmp=$(mktemp -d)
@@ -107,6 +127,7 @@ REPEAT=1 measure "python-$cores" "$PYTHON" bench/baseline.py "$OUT/event-names.t
 # memory must not grow with the file: one thread over one large file
 REPEAT=1 measure cli-large-1 "$T" scan --threads 1 --format jsonl --no-progress "$OUT/large"
 REPEAT=1 measure pipeline-large-1 "$B" run --mode pipeline --threads 1 "$OUT/large"
+REPEAT=1 measure cli-worst-1 "$T" scan --threads 1 --format jsonl --no-progress "$OUT/large-unique"
 
 meta load_after "$(uptime | sed 's/.*load average: /load average /')"
 "$PYTHON" bench/report.py render "$RESULTS" BENCHMARKS.md

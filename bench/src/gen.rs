@@ -374,7 +374,41 @@ struct Caller {
     source_ip: String,
 }
 
-fn caller(rng: &mut Rng, account: &'static str, source: &str) -> Caller {
+/// How the assumed-role sessions of the generated callers are named.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Sessions {
+    /// Each role has [`SESSIONS_PER_HOUR`] sessions an hour, each making many calls (a real
+    /// account: SDK credentials last an hour or more, Lambda sessions are named after the
+    /// function, instance roles after the instance).
+    Pooled,
+    /// Every call by a role a new session: the worst case for per-principal correlation
+    /// state (one group per call), kept to measure it.
+    Unique,
+}
+
+impl Sessions {
+    fn name(self) -> &'static str {
+        match self {
+            Sessions::Pooled => "pooled",
+            Sessions::Unique => "unique",
+        }
+    }
+}
+
+/// Sessions per role and hour with [`Sessions::Pooled`].
+pub const SESSIONS_PER_HOUR: u64 = 40;
+
+/// Where a record is generated: what the caller's session depends on.
+#[derive(Debug, Clone, Copy)]
+struct Place {
+    account: &'static str,
+    sessions: Sessions,
+    /// Hours since the corpus start.
+    hour: u64,
+}
+
+fn caller(rng: &mut Rng, place: Place, source: &str) -> Caller {
+    let account = place.account;
     let key = format!("ASIA{}", rng.chars(16, UPPER_DIGITS));
     let roll = rng.below(100);
     let (identity, agent, ip) = if roll < 22 {
@@ -408,8 +442,11 @@ fn caller(rng: &mut Rng, account: &'static str, source: &str) -> Caller {
         let role = *rng.pick(ROLES);
         let session = if rng.chance(500) {
             format!("{}@example.com", rng.pick(USERS))
-        } else {
+        } else if place.sessions == Sessions::Unique {
             format!("{}", rng.range(1_700_000_000_000, 1_799_999_999_999))
+        } else {
+            let n = place.hour * SESSIONS_PER_HOUR + rng.below(SESSIONS_PER_HOUR);
+            format!("{}", 1_790_000_000_000 + n)
         };
         let role_id = format!("AROA{}", rng.chars(17, UPPER_DIGITS));
         let via_service = rng.chance(300);
@@ -747,13 +784,14 @@ fn pick_event(rng: &mut Rng) -> &'static (&'static str, &'static str, u64, Kind,
 /// Append one record (CloudTrail field order) as JSON to `out`.
 fn write_record(
     rng: &mut Rng,
-    account: &'static str,
+    place: Place,
     region: &str,
     time: &str,
     out: &mut Vec<u8>,
 ) -> anyhow::Result<()> {
     let (source, name, _, kind, read_only) = *pick_event(rng);
-    let who = caller(rng, account, source);
+    let account = place.account;
+    let who = caller(rng, place, source);
     let (params, response, extra, resources, category) = body(rng, kind, name, account, region);
     let failed = rng.chance(30);
     let mut fields: Vec<(&str, Value)> = vec![
@@ -852,7 +890,13 @@ impl Totals {
 }
 
 /// Write log file number `index` with `records` records under `dir`.
-fn write_file(dir: &Path, seed: u64, index: u64, records: u64) -> anyhow::Result<Totals> {
+fn write_file(
+    dir: &Path,
+    seed: u64,
+    sessions: Sessions,
+    index: u64,
+    records: u64,
+) -> anyhow::Result<Totals> {
     let mut rng = Rng::new(seed ^ index.wrapping_mul(0x2545_F491_4F6C_DD1D));
     let account = *rng.pick(ACCOUNTS);
     let region = *rng.pick(REGIONS);
@@ -885,7 +929,12 @@ fn write_file(dir: &Path, seed: u64, index: u64, records: u64) -> anyhow::Result
             minute + second / 60,
             second % 60
         );
-        write_record(&mut rng, account, region, &time, &mut text)?;
+        let place = Place {
+            account,
+            sessions,
+            hour: minute0 / 60,
+        };
+        write_record(&mut rng, place, region, &time, &mut text)?;
     }
     text.extend_from_slice(b"]}");
     let file =
@@ -937,13 +986,13 @@ pub fn manifest_path(dir: &Path) -> PathBuf {
 pub fn generate(
     dir: &Path,
     seed: u64,
+    sessions: Sessions,
     target_bytes: u64,
     large_file: bool,
     threads: usize,
 ) -> anyhow::Result<Totals> {
     let manifest = manifest_path(dir);
-    let params =
-        json!({"seed": seed, "target_bytes": target_bytes, "large_file": large_file, "version": 1});
+    let params = json!({"seed": seed, "target_bytes": target_bytes, "large_file": large_file, "sessions": sessions.name(), "version": 2});
     if let Ok(text) = std::fs::read_to_string(&manifest) {
         if let Ok(v) = serde_json::from_str::<Value>(&text) {
             if v.get("params") == Some(&params) {
@@ -970,7 +1019,7 @@ pub fn generate(
                     loop {
                         let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                         let Some(&n) = files.get(i) else { return Ok(t) };
-                        t.add(write_file(dir, seed, i as u64, n)?);
+                        t.add(write_file(dir, seed, sessions, i as u64, n)?);
                     }
                 })
             })
@@ -1006,9 +1055,14 @@ mod tests {
             let mut sizes = Vec::new();
             for _ in 0..2000 {
                 let start = out.len();
+                let place = Place {
+                    account: "111122223333",
+                    sessions: Sessions::Pooled,
+                    hour: 0,
+                };
                 write_record(
                     &mut rng,
-                    "111122223333",
+                    place,
                     "us-east-1",
                     "2026-11-01T00:00:00Z",
                     &mut out,
@@ -1024,5 +1078,40 @@ mod tests {
         assert_eq!(a, mk().0);
         let avg = sizes.iter().sum::<usize>() / sizes.len();
         assert!((1200..=1600).contains(&avg), "average record size {avg}");
+    }
+
+    #[test]
+    fn pooled_sessions_repeat_and_unique_ones_do_not() {
+        let principals = |sessions| {
+            let mut rng = Rng::new(11);
+            let mut arns = std::collections::HashSet::new();
+            for _ in 0..3000 {
+                let place = Place {
+                    account: "111122223333",
+                    sessions,
+                    hour: 5,
+                };
+                let mut out = Vec::new();
+                write_record(
+                    &mut rng,
+                    place,
+                    "us-east-1",
+                    "2026-11-01T05:00:00Z",
+                    &mut out,
+                )
+                .unwrap();
+                let rec: Value = serde_json::from_slice(&out).unwrap();
+                if let Some(arn) = rec.pointer("/userIdentity/arn").and_then(Value::as_str) {
+                    arns.insert(arn.to_owned());
+                }
+            }
+            arns.len()
+        };
+        let pooled = principals(Sessions::Pooled);
+        let unique = principals(Sessions::Unique);
+        // roles x (sessions of the hour + user sessions) + IAM users, whatever the length
+        let most = ROLES.len() * (SESSIONS_PER_HOUR as usize + USERS.len()) + USERS.len();
+        assert!(pooled <= most, "{pooled} principals");
+        assert!(unique > 900, "{unique} principals");
     }
 }

@@ -33,6 +33,9 @@ enum Cmd {
         /// Seed.
         #[arg(long, default_value_t = 0x7472_6169_6c77)]
         seed: u64,
+        /// How assumed-role sessions are named (`unique`: every call a new session).
+        #[arg(long, value_enum, default_value_t = gen::Sessions::Pooled)]
+        sessions: gen::Sessions,
     },
     /// Measure one stage over every *.json.gz below DIR; prints one JSON line.
     Run {
@@ -66,8 +69,9 @@ fn main() -> anyhow::Result<()> {
             mb,
             single,
             seed,
+            sessions,
         } => {
-            let t = gen::generate(&dir, seed, mb * 1_000_000, single, cores())?;
+            let t = gen::generate(&dir, seed, sessions, mb * 1_000_000, single, cores())?;
             println!("{}", serde_json::to_string(&t)?);
         }
         Cmd::Run { mode, threads, dir } => {
