@@ -268,14 +268,18 @@ impl Correlator {
     ) -> Result<Vec<Finding>, CorrelateError> {
         let now = time::OffsetDateTime::now_utc().unix_timestamp();
         // only the groups that fire are collected (a batch can hold tens of thousands)
-        let groups = batch
+        let mut groups: Vec<(usize, Box<str>, i64, Pending)> = batch
             .pending
             .into_iter()
             .flat_map(|((pi, bucket), groups)| {
                 groups
                     .into_iter()
                     .map(move |(group, pending)| (pi, group, bucket, pending))
-            });
+            })
+            .collect();
+        // in a fixed order (the batch is a hash map): two buckets of one group that both fire
+        // claim the earlier episode first, so a scan repeated gives the same finding ids
+        groups.sort_unstable_by(|a, b| (a.0, &a.1, a.2).cmp(&(b.0, &b.1, b.2)));
         let mut out: Vec<Finding> = stream::iter(groups)
             .map(|(pi, group, bucket, pending)| async move {
                 let Some(p) = self.plans.get(pi) else {

@@ -103,6 +103,25 @@ async fn a_burst_fires_once_with_a_stable_id() {
 }
 
 #[tokio::test]
+async fn one_batch_over_two_buckets_claims_the_earlier_episode_every_time() {
+    let rules = set(&[]);
+    // a burst in each of two adjacent 600 s buckets, flushed together: whichever bucket the
+    // flush wrote first would claim its own episode; the flush goes in (group, bucket) order
+    let recs: Vec<Record> = [0, 10, 20, 600, 610, 620]
+        .iter()
+        .enumerate()
+        .map(|(i, &t)| record(&format!("e{i}"), t, ALICE, "X"))
+        .collect();
+    let want = correlation_finding_id("c-burst", ALICE, 1_794_999_600);
+    for _ in 0..20 {
+        let state = MemCorrelationState::default();
+        let found = run(&rules, &state, &recs, recs.len()).await;
+        assert!(!found.is_empty());
+        assert!(found.iter().all(|f| f.id == want), "{found:?}");
+    }
+}
+
+#[tokio::test]
 async fn groups_and_windows_are_kept_apart() {
     let rules = set(&[]);
     let state = MemCorrelationState::default();
