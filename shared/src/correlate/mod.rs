@@ -233,9 +233,7 @@ impl Correlator {
                 if members.is_empty() {
                     continue;
                 }
-                let Some(pending) = batch.entry(pi, &group, bucket) else {
-                    continue;
-                };
+                let pending = batch.entry(pi, &group, bucket);
                 if pending.members.len() < 16 {
                     // most groups see a few events: no doubling for them
                     pending.members.reserve_exact(members.len());
@@ -268,7 +266,7 @@ impl Correlator {
     ) -> Result<Vec<Finding>, CorrelateError> {
         let now = time::OffsetDateTime::now_utc().unix_timestamp();
         // only the groups that fire are collected (a batch can hold tens of thousands)
-        let mut groups: Vec<(usize, Box<str>, i64, Pending)> = batch
+        let mut groups: Vec<(usize, String, i64, Pending)> = batch
             .pending
             .into_iter()
             .flat_map(|((pi, bucket), groups)| {
@@ -398,7 +396,7 @@ impl Correlator {
 pub struct Batch {
     /// (plan, bucket) -> group -> observations: a record's group is looked up by the text
     /// it was just read into, without allocating a key.
-    pending: HashMap<(usize, i64), Groups>,
+    pending: hashbrown::HashMap<(usize, i64), Groups>,
     source: Option<Arc<str>>,
 }
 
@@ -422,14 +420,13 @@ impl Batch {
             .sum()
     }
 
-    /// The observations of a group, created when absent (`None` never happens: the group
-    /// is inserted first; the borrow checker cannot see that a failed lookup ends).
-    fn entry(&mut self, plan: usize, group: &str, bucket: i64) -> Option<&mut Pending> {
-        let groups = self.pending.entry((plan, bucket)).or_default();
-        if !groups.contains_key(group) {
-            groups.insert(Box::from(group), Pending::default());
-        }
-        groups.get_mut(group)
+    /// The observations of a group, created when absent (the key is allocated only then).
+    fn entry(&mut self, plan: usize, group: &str, bucket: i64) -> &mut Pending {
+        self.pending
+            .entry((plan, bucket))
+            .or_default()
+            .entry_ref(group)
+            .or_default()
     }
 
     /// The label of the input, stored once per batch rather than once per group.
@@ -445,8 +442,9 @@ impl Batch {
     }
 }
 
-/// A bucket's groups (seeded hashing: group texts come from the logs).
-type Groups = HashMap<Box<str>, Pending, foldhash::fast::RandomState>;
+/// A bucket's groups (hashbrown's default hasher is seeded foldhash: group texts come from
+/// the logs).
+type Groups = hashbrown::HashMap<String, Pending>;
 
 #[derive(Debug, Default)]
 struct Pending {

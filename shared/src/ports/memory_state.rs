@@ -159,6 +159,10 @@ impl MemItem {
         }
     }
 
+    fn has_scalar(&self, name: u32) -> bool {
+        self.scalars.iter().any(|(n, _)| *n == name)
+    }
+
     /// Set the scalars `values` (all, or only those the item does not have yet).
     fn set_scalars(&mut self, values: impl Iterator<Item = (u32, u32)>, only_absent: bool) {
         let mut all = self.scalars.to_vec();
@@ -247,16 +251,20 @@ impl Inner {
     /// was refused.
     fn apply(&mut self, u: &StateUpdate) -> (MemKey, bool) {
         self.updates += 1;
+        let key = MemKey::of(&u.key);
         let sets: Vec<u32> = u.add.keys().map(|n| self.intern(n)).collect();
         let mut scalars_if_absent = Vec::with_capacity(u.set_if_absent.len());
         for (n, v) in &u.set_if_absent {
-            scalars_if_absent.push((self.intern(n), self.intern(v)));
+            let name = self.intern(n);
+            // most updates meet an item that has them: its values need no interning
+            if !self.items.get(&key).is_some_and(|i| i.has_scalar(name)) {
+                scalars_if_absent.push((name, self.intern(v)));
+            }
         }
         let mut scalars = Vec::with_capacity(u.set.len());
         for (n, v) in &u.set {
             scalars.push((self.intern(n), self.intern(v)));
         }
-        let key = MemKey::of(&u.key);
         let item = self.items.entry(key).or_default();
         let full = sets.iter().any(|&n| item.len_of(n) >= u.cap);
         if !full {
