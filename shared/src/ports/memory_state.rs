@@ -48,9 +48,10 @@ impl MemKey {
 
 #[derive(Debug, Default)]
 struct MemItem {
-    /// (name, member) of members that are twelve lowercase hex digits (ratio events),
-    /// sorted: a member is found by binary search.
-    hex: Vec<(u32, u64)>,
+    /// Members that are twelve lowercase hex digits (ratio events, the bulk of a long
+    /// scan's state) as one `u64` each: the set name's id in the top 16 bits, the 48-bit
+    /// number below ([`pack`]); sorted, so by name and then number, found by binary search.
+    hex: Vec<u64>,
     /// (name, member) of the other members, sorted.
     members: Vec<(u32, Stored)>,
     /// (name, interned value).
@@ -122,9 +123,10 @@ impl Inner {
     fn view(&self, item: &MemItem) -> StateItem {
         let name = |id: u32| self.string(id).to_owned();
         let mut out = StateItem::default();
-        for (n, h) in &item.hex {
+        for &packed in &item.hex {
+            let (n, h) = unpack(packed);
             out.sets
-                .entry(name(*n))
+                .entry(name(n))
                 .or_default()
                 .insert(format!("{h:012x}"));
         }
@@ -140,12 +142,22 @@ impl Inner {
     }
 }
 
+/// A set name id and a 48-bit member in one `u64` (`None` when the id needs more than 16
+/// bits). The order of packed values is the order of (name, member).
+fn pack(name: u32, member: u64) -> Option<u64> {
+    (name < 1 << 16 && member < 1 << 48).then(|| (u64::from(name) << 48) | member)
+}
+
+fn unpack(packed: u64) -> (u32, u64) {
+    ((packed >> 48) as u32, packed & ((1 << 48) - 1))
+}
+
 impl MemItem {
     fn len_of(&self, name: u32) -> usize {
         let count = |start: usize, end: usize| end - start;
         count(
-            self.hex.partition_point(|(n, _)| *n < name),
-            self.hex.partition_point(|(n, _)| *n <= name),
+            self.hex.partition_point(|&p| unpack(p).0 < name),
+            self.hex.partition_point(|&p| unpack(p).0 <= name),
         ) + count(
             self.members.partition_point(|(n, _)| *n < name),
             self.members.partition_point(|(n, _)| *n <= name),
@@ -154,7 +166,14 @@ impl MemItem {
 
     fn insert(&mut self, name: u32, m: Parsed) {
         match m {
-            Parsed::Hex(h) => insert_sorted(&mut self.hex, (name, h)),
+            Parsed::Hex(h) => match pack(name, h) {
+                Some(packed) => insert_sorted(&mut self.hex, packed),
+                // a set name interned after 65,536 strings: stored as text
+                None => insert_sorted(
+                    &mut self.members,
+                    (name, Stored::Text(format!("{h:012x}").into())),
+                ),
+            },
             Parsed::Other(m) => insert_sorted(&mut self.members, (name, m)),
         }
     }
@@ -408,6 +427,39 @@ mod tests {
             }
         );
         assert_eq!(fast.updates(), 4);
+    }
+
+    #[tokio::test]
+    async fn hex_members_of_a_late_set_name_are_kept_as_text() {
+        let s = MemCorrelationState::default();
+        if let Ok(mut g) = s.0.lock() {
+            for i in 0..70_000 {
+                g.intern(&format!("value-{i}"));
+            }
+        }
+        let mut u = update(&["0123456789ab", "00000000000f"], 10);
+        u.add = BTreeMap::from([("late".to_owned(), u.add["e"].clone())]);
+        s.add(&u).await.unwrap();
+        let again = s.add(&u).await.unwrap();
+        assert_eq!(again.len_of("late"), 2);
+        let want: BTreeSet<String> = ["0123456789ab", "00000000000f"]
+            .iter()
+            .map(|m| (*m).to_owned())
+            .collect();
+        assert_eq!(again.sets["late"], want);
+        let g = s.0.lock().unwrap();
+        let item = g.items.values().next().unwrap();
+        assert_eq!((item.hex.len(), item.members.len()), (0, 2));
+    }
+
+    #[test]
+    fn packing_keeps_the_order_of_name_then_member() {
+        let a = pack(1, (1 << 48) - 1).unwrap();
+        let b = pack(2, 0).unwrap();
+        assert!(a < b);
+        assert_eq!(unpack(a), (1, (1 << 48) - 1));
+        assert_eq!(pack(1 << 16, 0), None);
+        assert_eq!(pack(0, 1 << 48), None);
     }
 
     #[tokio::test]
