@@ -2,7 +2,8 @@
 """Cold start and memory of the three functions, measured the way Lambda measures them.
 
     lambda_measure.py --bin-dir target/release --bench-bin target/release/trailwatch-bench
-                      [--cold-starts 10] [--large-mb 100] [--out target/lambda-measure]
+                      [--cold-starts 10] [--large-mb 100] [--sessions unique|pooled]
+                      [--out target/lambda-measure]
 
 Each function binary runs as Lambda runs a `provided.al2023` bootstrap: a fresh process
 whose only link to the world is the Runtime API (AWS_LAMBDA_RUNTIME_API). This script serves
@@ -201,6 +202,9 @@ def main():
     ap.add_argument("--cold-starts", type=int, default=10)
     ap.add_argument("--large-mb", type=int, default=0,
                     help="also run the log-processor on one file of this many MB (0: skip)")
+    ap.add_argument("--sessions", choices=["pooled", "unique"], default="unique",
+                    help="session naming of the large file (unique: every call a new principal, "
+                         "the worst case for correlation state and the one measured so far)")
     ap.add_argument("--large-timeout", type=int, default=1800,
                     help="seconds the large-file invocation may take against moto (its DynamoDB "
                          "is far slower than the real one; the template's timeout is 300 s)")
@@ -284,7 +288,8 @@ def large(args, endpoint, env):
     if os.path.exists(out + ".manifest.json"):
         os.remove(out + ".manifest.json")
     totals = json.loads(subprocess.check_output(
-        [args.bench_bin, "gen", out, "--mb", str(args.large_mb), "--single"]))
+        [args.bench_bin, "gen", out, "--mb", str(args.large_mb), "--single",
+         "--sessions", args.sessions]))
     files = [os.path.join(d, f) for d, _, fs in os.walk(out) for f in fs if f.endswith(".json.gz")]
     if len(files) != 1:
         raise RuntimeError(f"expected one generated file, found {len(files)}")
