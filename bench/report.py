@@ -202,9 +202,11 @@ def render(results, md):
         w("## A month of organisation logs")
         w("")
         w(f"At the measured {mbs:,.0f} MB/s of uncompressed JSON on {allc} cores, 2 TB (uncompressed) takes")
-        w(f"**{hours:.1f} h** on this machine with `trailwatch scan`; throughput grows with cores (see")
+        w(f"**{hours:.1f} h** of CPU on this machine with `trailwatch scan`; throughput grows with cores (see")
         w("docs/performance.md), so a 16-core instance needs roughly an eighth of that, network permitting")
-        w("(2 TB of JSON is ~150–200 GB of gzip to download).")
+        w("(2 TB of JSON is ~150–200 GB of gzip to download). Memory is the limit: one scan keeps every")
+        w("correlation's state to its end (~80 bytes per record scanned on this corpus), so scan a month")
+        w("in `--since`/`--until` windows (a day of a 2 TB month: ~3.7 GB), see docs/performance.md.")
         w("")
     with open(md, "w", encoding="utf-8") as f:
         f.write("\n".join(out) + "\n")
