@@ -118,6 +118,8 @@ pub struct Correlator {
     /// Base rule id -> (plan, step) it feeds.
     by_rule: HashMap<String, Vec<(usize, usize)>>,
     warnings: Vec<String>,
+    /// State expiry in log time (see [`Correlator::expiring_in_log_time`]).
+    log_time_expiry: bool,
 }
 
 impl Correlator {
@@ -141,6 +143,16 @@ impl Correlator {
             }
         }
         c
+    }
+
+    /// Give state items an `expires_at` in log time, `bucket + 2 × timespan + grace`: the
+    /// time after which no event delivered up to [`STATE_GRACE_SECS`] late can touch them.
+    /// For a scan that reads logs in time order and drops expired state as it goes (the
+    /// CLI); the default, wall-clock expiry suits a TTL (logs replayed months later must not
+    /// expire at once).
+    pub fn expiring_in_log_time(mut self) -> Correlator {
+        self.log_time_expiry = true;
+        self
     }
 
     /// Why some correlations are not evaluated.
@@ -264,7 +276,11 @@ impl Correlator {
         state: &S,
         batch: Batch,
     ) -> Result<Vec<Finding>, CorrelateError> {
-        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        let now = if self.log_time_expiry {
+            i64::MIN
+        } else {
+            time::OffsetDateTime::now_utc().unix_timestamp()
+        };
         // only the groups that fire are collected (a batch can hold tens of thousands)
         let mut groups: Vec<(usize, String, i64, Pending)> = batch
             .pending

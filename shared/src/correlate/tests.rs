@@ -122,6 +122,20 @@ async fn one_batch_over_two_buckets_claims_the_earlier_episode_every_time() {
 }
 
 #[tokio::test]
+async fn log_time_expiry_ends_with_the_last_window_an_event_can_reach() {
+    let rules = set(&[]);
+    let c = Correlator::new(&rules).expiring_in_log_time();
+    let state = MemCorrelationState::default();
+    let recs = vec![record("a1", 0, ALICE, "X")];
+    run_with(&c, &rules, &state, &recs, 1).await;
+    // bucket 1_794_999_600, timespan 600 s: an event at bucket + 2 × 600 s or later cannot
+    // read this bucket as a neighbour, and events may arrive STATE_GRACE_SECS late
+    let expires = 1_794_999_600 + 2 * 600 + STATE_GRACE_SECS;
+    assert_eq!(state.evict_expired(expires), 0);
+    assert_eq!(state.evict_expired(expires + 1), 1);
+}
+
+#[tokio::test]
 async fn groups_and_windows_are_kept_apart() {
     let rules = set(&[]);
     let state = MemCorrelationState::default();

@@ -56,6 +56,8 @@ struct MemItem {
     members: Vec<(u32, Stored)>,
     /// (name, interned value).
     scalars: Box<[(u32, u32)]>,
+    /// The latest `expires_at` written (see [`MemCorrelationState::evict_expired`]).
+    expires_at: i64,
 }
 
 /// A set member other than [`Parsed::Hex`]. `TimedHex` is used only when rendering gives
@@ -250,6 +252,17 @@ impl MemCorrelationState {
         self.0.lock().map_or(0, |g| g.updates)
     }
 
+    /// Drop the items whose `expires_at` is before `before` (what a TTL does in DynamoDB);
+    /// returns how many. Episode claims are kept (a handful per firing group).
+    pub fn evict_expired(&self, before: i64) -> usize {
+        let Ok(mut g) = self.0.lock() else {
+            return 0;
+        };
+        let was = g.items.len();
+        g.items.retain(|_, item| item.expires_at >= before);
+        was - g.items.len()
+    }
+
     /// A copy of one item.
     pub fn item(&self, key: &StateKey) -> Option<StateItem> {
         let g = self.0.lock().ok()?;
@@ -285,6 +298,7 @@ impl Inner {
             scalars.push((self.intern(n), self.intern(v)));
         }
         let item = self.items.entry(key).or_default();
+        item.expires_at = item.expires_at.max(u.expires_at);
         let full = sets.iter().any(|&n| item.len_of(n) >= u.cap);
         if !full {
             for (&n, members) in sets.iter().zip(u.add.values()) {
@@ -460,6 +474,26 @@ mod tests {
         assert_eq!(unpack(a), (1, (1 << 48) - 1));
         assert_eq!(pack(1 << 16, 0), None);
         assert_eq!(pack(0, 1 << 48), None);
+    }
+
+    #[tokio::test]
+    async fn eviction_drops_only_items_past_their_expiry() {
+        let s = MemCorrelationState::default();
+        let mut u = update(&["1"], 10);
+        u.expires_at = 100;
+        s.add(&u).await.unwrap();
+        // an item's expiry is the latest written
+        u.expires_at = 50;
+        s.add(&u).await.unwrap();
+        let mut other = update(&["1"], 10);
+        other.key.sk = "600".into();
+        other.expires_at = 200;
+        s.add(&other).await.unwrap();
+        assert_eq!(s.evict_expired(100), 0);
+        assert_eq!(s.evict_expired(101), 1);
+        assert_eq!(s.len(), 1);
+        assert!(s.item(&other.key).is_some());
+        assert!(s.item(&u.key).is_none());
     }
 
     #[tokio::test]
