@@ -6,7 +6,6 @@ use crate::output;
 use anyhow::Context as _;
 use clap::{Args, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
-use rayon::prelude::*;
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -17,6 +16,7 @@ use time::Date;
 use trailwatch::correlate::{Batch, Correlator};
 use trailwatch::findings::{Finding, Severity};
 use trailwatch::ingest::{self, ReaderOptions};
+use trailwatch::model::{KeyKind, S3Key};
 use trailwatch::pipeline::{self, ScanReport};
 use trailwatch::ports::memory_state::MemCorrelationState;
 use trailwatch::suppress::{self, AllowList};
@@ -84,6 +84,84 @@ struct Correlation {
     state: MemCorrelationState,
 }
 
+/// How often (in finished files) the scan drops expired correlation state.
+const EVICT_EVERY: usize = 32;
+
+/// The inputs, handed to the workers one at a time in delivery order when every input is a
+/// CloudTrail log file with its delivery time in the name, else in the order given.
+struct Queue {
+    list: Vec<Input>,
+    /// Delivery time of each input (epoch seconds), when every input has one.
+    times: Option<Vec<i64>>,
+    progress: Mutex<QueueState>,
+}
+
+#[derive(Default)]
+struct QueueState {
+    next: usize,
+    /// (delivery time, index) of the files being scanned.
+    running: std::collections::BTreeSet<(i64, usize)>,
+    finished: usize,
+}
+
+impl Queue {
+    /// Sort `list` by delivery time when every input has one.
+    fn new(mut list: Vec<Input>) -> Queue {
+        let time_of = |input: &Input| {
+            let name = match input {
+                Input::File(p) => p.to_string_lossy().into_owned(),
+                Input::S3 { key, .. } => key.clone(),
+            };
+            let key = S3Key::parse(&name);
+            matches!(key.kind, KeyKind::Log | KeyKind::Insight)
+                .then_some(key.file_time)
+                .flatten()
+                .map(time::OffsetDateTime::unix_timestamp)
+        };
+        let times: Option<Vec<i64>> = list.iter().map(time_of).collect();
+        let times = times.map(|_| {
+            list.sort_by_cached_key(|input| (time_of(input), input.label()));
+            list.iter().filter_map(time_of).collect()
+        });
+        Queue {
+            list,
+            times,
+            progress: Mutex::new(QueueState::default()),
+        }
+    }
+
+    /// The next input to scan.
+    fn take(&self) -> Option<(usize, &Input)> {
+        let mut q = self.progress.lock().ok()?;
+        let i = q.next;
+        let input = self.list.get(i)?;
+        q.next += 1;
+        if let Some(t) = self.times.as_ref().and_then(|t| t.get(i)) {
+            q.running.insert((*t, i));
+        }
+        Some((i, input))
+    }
+
+    /// Input `i` is done. Every [`EVICT_EVERY`] files, when the inputs are in delivery
+    /// order: the time before which state can be dropped, the delivery time of the earliest
+    /// file not finished. Its records are at most [`trailwatch::correlate::STATE_GRACE_SECS`]
+    /// older than its delivery, and a state item expires (in log time) only after the last
+    /// event that late could touch it.
+    fn finish(&self, i: usize) -> Option<i64> {
+        let times = self.times.as_ref()?;
+        let mut q = self.progress.lock().ok()?;
+        if let Some(t) = times.get(i) {
+            q.running.remove(&(*t, i));
+        }
+        q.finished += 1;
+        if q.finished % EVICT_EVERY != 0 {
+            return None;
+        }
+        let oldest_running = q.running.first().map(|(t, _)| *t);
+        oldest_running.or_else(|| times.get(q.next).copied())
+    }
+}
+
 /// Run `trailwatch scan`.
 ///
 /// # Errors
@@ -104,7 +182,7 @@ pub fn run(args: &ScanArgs, rt: &tokio::runtime::Handle) -> anyhow::Result<ExitC
         None => None,
     };
     let correlation = Correlation {
-        correlator: Correlator::new(&rules),
+        correlator: Correlator::new(&rules).expiring_in_log_time(),
         state: MemCorrelationState::default(),
     };
     for w in correlation.correlator.warnings() {
@@ -130,13 +208,22 @@ pub fn run(args: &ScanArgs, rt: &tokio::runtime::Handle) -> anyhow::Result<ExitC
         Some(src)
     };
 
+    // CloudTrail files in delivery order, so correlation state no unfinished file can reach
+    // can be dropped as the scan goes (a month does not fit in memory otherwise)
+    let queue = Queue::new(list);
+    if queue.times.is_none() && !queue.list.is_empty() {
+        tracing::info!(
+            "some inputs carry no CloudTrail delivery time in their name: correlation state is kept for the whole scan"
+        );
+    }
+
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(args.threads.unwrap_or(0))
         .build()
         .context("starting worker threads")?;
-    let progress =
-        (!args.no_progress && std::io::stderr().is_terminal() && list.len() > 1).then(|| {
-            let bar = ProgressBar::new(list.len() as u64);
+    let progress = (!args.no_progress && std::io::stderr().is_terminal() && queue.list.len() > 1)
+        .then(|| {
+            let bar = ProgressBar::new(queue.list.len() as u64);
             if let Ok(style) = ProgressStyle::with_template(
                 "{bar:40} {pos}/{len} files  {msg}  [{elapsed_precise}, eta {eta}]",
             ) {
@@ -154,93 +241,105 @@ pub fn run(args: &ScanArgs, rt: &tokio::runtime::Handle) -> anyhow::Result<ExitC
     let started = Instant::now();
     let opts = ReaderOptions::default();
 
-    pool.install(|| {
-        list.par_iter().for_each(|input| {
-            let label = input.label();
-            let emit = |mut f: Finding| {
-                if f.severity < args.min_severity {
+    let scan_input = |input: &Input| {
+        let label = input.label();
+        let emit = |mut f: Finding| {
+            if f.severity < args.min_severity {
+                return;
+            }
+            if let Ok(mut seen) = seen.lock() {
+                if !seen.insert(f.id.clone()) {
                     return;
                 }
-                if let Ok(mut seen) = seen.lock() {
-                    if !seen.insert(f.id.clone()) {
-                        return;
+            }
+            if let Some(list) = &allowlist {
+                // the CLI has the finding, not the record: match the user agent-free fields
+                if suppress::mark(list, &mut f, None, time::OffsetDateTime::now_utc()).is_some() {
+                    totals.suppressed.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            totals.by_severity[f.severity as usize].fetch_add(1, Ordering::Relaxed);
+            match args.format {
+                Format::Jsonl => {
+                    if let Ok(mut out) = stdout.lock() {
+                        // a closed pipe (`| head`) is not an error worth reporting per line
+                        let _ = output::write_jsonl(&mut *out, &f);
                     }
                 }
-                if let Some(list) = &allowlist {
-                    // the CLI has the finding, not the record: match the user agent-free fields
-                    if suppress::mark(list, &mut f, None, time::OffsetDateTime::now_utc()).is_some()
-                    {
-                        totals.suppressed.fetch_add(1, Ordering::Relaxed);
+                Format::Table => {
+                    if let Ok(mut t) = table.lock() {
+                        t.push(f);
                     }
                 }
-                totals.by_severity[f.severity as usize].fetch_add(1, Ordering::Relaxed);
-                match args.format {
-                    Format::Jsonl => {
-                        if let Ok(mut out) = stdout.lock() {
-                            // a closed pipe (`| head`) is not an error worth reporting per line
-                            let _ = output::write_jsonl(&mut *out, &f);
-                        }
-                    }
-                    Format::Table => {
-                        if let Ok(mut t) = table.lock() {
-                            t.push(f);
-                        }
-                    }
-                }
-            };
-            let result = scan_one(
-                input,
-                &label,
-                &rules,
-                &correlation,
-                opts,
-                s3_source.as_ref(),
-                rt,
-                emit,
-            );
-            totals.files.fetch_add(1, Ordering::Relaxed);
-            match result {
-                Ok(report) => {
-                    totals
-                        .records
-                        .fetch_add(report.records_read, Ordering::Relaxed);
-                    totals
-                        .rejected
-                        .fetch_add(report.records_rejected, Ordering::Relaxed);
-                    totals.bytes.fetch_add(report.bytes, Ordering::Relaxed);
-                    if report.has_errors() {
-                        totals.files_with_errors.fetch_add(1, Ordering::Relaxed);
-                        let mut why = Vec::new();
-                        if report.records_rejected > 0 {
-                            why.push(format!(
-                                "{} record(s) rejected, first: {}",
-                                report.records_rejected,
-                                report.rejections.first().map(String::as_str).unwrap_or("?")
-                            ));
-                        }
-                        if let Some(e) = &report.stream_error {
-                            why.push(e.to_string());
-                        }
-                        if let Ok(mut f) = failures.lock() {
-                            f.push(format!("{label}: {}", why.join("; ")));
-                        }
-                    }
-                }
-                Err(e) => {
+            }
+        };
+        let result = scan_one(
+            input,
+            &label,
+            &rules,
+            &correlation,
+            opts,
+            s3_source.as_ref(),
+            rt,
+            emit,
+        );
+        totals.files.fetch_add(1, Ordering::Relaxed);
+        match result {
+            Ok(report) => {
+                totals
+                    .records
+                    .fetch_add(report.records_read, Ordering::Relaxed);
+                totals
+                    .rejected
+                    .fetch_add(report.records_rejected, Ordering::Relaxed);
+                totals.bytes.fetch_add(report.bytes, Ordering::Relaxed);
+                if report.has_errors() {
                     totals.files_with_errors.fetch_add(1, Ordering::Relaxed);
+                    let mut why = Vec::new();
+                    if report.records_rejected > 0 {
+                        why.push(format!(
+                            "{} record(s) rejected, first: {}",
+                            report.records_rejected,
+                            report.rejections.first().map(String::as_str).unwrap_or("?")
+                        ));
+                    }
+                    if let Some(e) = &report.stream_error {
+                        why.push(e.to_string());
+                    }
                     if let Ok(mut f) = failures.lock() {
-                        f.push(format!("{label}: {e:#}"));
+                        f.push(format!("{label}: {}", why.join("; ")));
                     }
                 }
             }
-            if let Some(bar) = &progress {
-                bar.inc(1);
-                bar.set_message(format!(
-                    "{} records",
-                    totals.records.load(Ordering::Relaxed)
-                ));
+            Err(e) => {
+                totals.files_with_errors.fetch_add(1, Ordering::Relaxed);
+                if let Ok(mut f) = failures.lock() {
+                    f.push(format!("{label}: {e:#}"));
+                }
             }
-        });
+        }
+        if let Some(bar) = &progress {
+            bar.inc(1);
+            bar.set_message(format!(
+                "{} records",
+                totals.records.load(Ordering::Relaxed)
+            ));
+        }
+    };
+    pool.scope(|s| {
+        for _ in 0..pool.current_num_threads() {
+            s.spawn(|_| {
+                while let Some((i, input)) = queue.take() {
+                    scan_input(input);
+                    if let Some(before) = queue.finish(i) {
+                        let evicted = correlation.state.evict_expired(before);
+                        if evicted > 0 {
+                            tracing::debug!(evicted, before, "dropped expired correlation state");
+                        }
+                    }
+                }
+            });
+        }
     });
     if let Some(bar) = &progress {
         bar.finish_and_clear();

@@ -341,3 +341,79 @@ fn a_file_of_many_principals_is_correlated_as_it_goes_and_finds_the_same() {
     assert!(found[0].contains("12 events"), "{found:?}");
     assert_eq!(found, burst(&alone));
 }
+
+#[test]
+fn a_long_scan_drops_expired_state_in_delivery_order_and_still_correlates() {
+    // a 12-login burst split over two files five minutes apart, then 38 files five hours
+    // apart over eight days. In path order the burst's halves are the first and the last
+    // file (regions af-south-1 < us-east-1 < us-west-2), and state dropped by the days in
+    // between would split the burst; the scan reads in delivery order, drops expired state
+    // as it goes, and finds the burst once with all twelve logins
+    let dir = tempfile::tempdir().unwrap();
+    let account = "111122223333";
+    let write = |region: &str, at: time::OffsetDateTime, records: &[String]| {
+        let folder = dir.path().join(format!(
+            "AWSLogs/{account}/CloudTrail/{region}/{:04}/{:02}/{:02}",
+            at.year(),
+            u8::from(at.month()),
+            at.day()
+        ));
+        std::fs::create_dir_all(&folder).unwrap();
+        let name = format!(
+            "{account}_CloudTrail_{region}_{:04}{:02}{:02}T{:02}{:02}Z_AbCdEfGh12345678.json.gz",
+            at.year(),
+            u8::from(at.month()),
+            at.day(),
+            at.hour(),
+            at.minute()
+        );
+        let body = format!(r#"{{"Records":[{}]}}"#, records.join(","));
+        std::fs::write(folder.join(name), gz(&body)).unwrap();
+    };
+    let start = time::macros::datetime!(2026-11-21 00:00 UTC);
+    for k in 0..38 {
+        let at = start + time::Duration::hours(5 * k);
+        let stamp = at
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap();
+        let rec = record(&format!("f-{k}"), "ListBuckets", "s3.amazonaws.com", "")
+            .replace("2026-11-20T12:00:00Z", &stamp);
+        write("us-east-1", at, &[rec]);
+    }
+    let logins: Vec<String> = (0..12).map(failed_login).collect();
+    write(
+        "af-south-1",
+        time::macros::datetime!(2026-11-20 12:05 UTC),
+        &logins[..6],
+    );
+    write(
+        "us-west-2",
+        time::macros::datetime!(2026-11-20 12:10 UTC),
+        &logins[6..],
+    );
+
+    let out = trailwatch(&[
+        "scan",
+        "--threads",
+        "1",
+        "--format",
+        "jsonl",
+        "--log",
+        "trailwatch=debug",
+        dir.path().to_str().unwrap(),
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("scanned 40 file(s)"), "{stderr}");
+    assert!(
+        stderr.contains("dropped expired correlation state"),
+        "{stderr}"
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    let burst: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains("\"rule_id\":\"tw-corr-console-login-failures-by-ip\""))
+        .collect();
+    assert_eq!(burst.len(), 1, "{text}");
+    assert!(burst[0].contains("12 events"), "{}", burst[0]);
+}
