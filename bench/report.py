@@ -204,9 +204,9 @@ def render(results, md):
         w(f"At the measured {mbs:,.0f} MB/s of uncompressed JSON on {allc} cores, 2 TB (uncompressed) takes")
         w(f"**{hours:.1f} h** of CPU on this machine with `trailwatch scan`; throughput grows with cores (see")
         w("docs/performance.md), so a 16-core instance needs roughly an eighth of that, network permitting")
-        w("(2 TB of JSON is ~150–200 GB of gzip to download). Memory is the limit: one scan keeps every")
-        w("correlation's state to its end (~80 bytes per record scanned on this corpus), so scan a month")
-        w("in `--since`/`--until` windows (a day of a 2 TB month: ~3.7 GB), see docs/performance.md.")
+        w("(2 TB of JSON is ~150–200 GB of gzip to download). Memory: the scan reads files in delivery")
+        w("order and keeps about four days of correlation state (~80 bytes per record of those days on")
+        w("this corpus; ~15 GB for a 2 TB month), see docs/performance.md.")
         w("")
     with open(md, "w", encoding="utf-8") as f:
         f.write("\n".join(out) + "\n")
