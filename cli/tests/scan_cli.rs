@@ -238,6 +238,14 @@ fn failed_login(i: usize) -> String {
     )
 }
 
+/// The JSON lines of the failed-login burst correlation.
+fn login_bursts(jsonl: &str) -> Vec<&str> {
+    jsonl
+        .lines()
+        .filter(|l| l.contains("\"rule_id\":\"tw-corr-console-login-failures-by-ip\""))
+        .collect()
+}
+
 #[test]
 fn a_burst_split_across_files_correlates_once_and_allowlists_apply() {
     let dir = tempfile::tempdir().unwrap();
@@ -266,10 +274,7 @@ fn a_burst_split_across_files_correlates_once_and_allowlists_apply() {
         String::from_utf8_lossy(&out.stderr)
     );
     let text = String::from_utf8(out.stdout).unwrap();
-    let burst: Vec<&str> = text
-        .lines()
-        .filter(|l| l.contains("\"rule_id\":\"tw-corr-console-login-failures-by-ip\""))
-        .collect();
+    let burst = login_bursts(&text);
     assert_eq!(burst.len(), 1, "{text}");
 
     let allow = dir.path().join("allow.yml");
@@ -326,10 +331,9 @@ fn a_file_of_many_principals_is_correlated_as_it_goes_and_finds_the_same() {
             "{}",
             String::from_utf8_lossy(&out.stderr)
         );
-        String::from_utf8(out.stdout)
-            .unwrap()
-            .lines()
-            .filter(|l| l.contains("\"rule_id\":\"tw-corr-console-login-failures-by-ip\""))
+        let text = String::from_utf8(out.stdout).unwrap();
+        login_bursts(&text)
+            .into_iter()
             .map(|l| {
                 let v: serde_json::Value = serde_json::from_str(l).unwrap();
                 format!("{} {}", v["id"], v["title"])
@@ -410,10 +414,7 @@ fn a_long_scan_drops_expired_state_in_delivery_order_and_still_correlates() {
         "{stderr}"
     );
     let text = String::from_utf8(out.stdout).unwrap();
-    let burst: Vec<&str> = text
-        .lines()
-        .filter(|l| l.contains("\"rule_id\":\"tw-corr-console-login-failures-by-ip\""))
-        .collect();
+    let burst = login_bursts(&text);
     assert_eq!(burst.len(), 1, "{text}");
     assert!(burst[0].contains("12 events"), "{}", burst[0]);
 }
