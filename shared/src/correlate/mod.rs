@@ -353,31 +353,29 @@ impl Correlator {
             cap: p.cap,
             expires_at: now.max(bucket) + 2 * p.span + STATE_GRACE_SECS,
         };
-        let verdict = if let Shape::Ratio { .. } = p.shape {
-            // a ratio needs the two set sizes only, not the members
-            let mut sizes = SetSizes::default();
-            for chunk in members.chunks(MEMBERS_PER_UPDATE) {
-                update.add = members_by_set(chunk);
+        // a ratio needs the two set sizes only, not the members
+        let ratio = matches!(p.shape, Shape::Ratio { .. });
+        let (mut sizes, mut item) = (SetSizes::default(), StateItem::default());
+        for chunk in members.chunks(MEMBERS_PER_UPDATE) {
+            update.add = members_by_set(chunk);
+            let full = if ratio {
                 sizes = state.add_counting(&update, &["n", "d"]).await?;
-                if sizes.full {
-                    tracing::debug!(correlation = %p.rule.id, bucket, "correlation bucket full");
-                    break;
-                }
+                sizes.full
+            } else {
+                item = state.add(&update).await?;
+                item.full
+            };
+            if full {
+                tracing::debug!(correlation = %p.rule.id, bucket, "correlation bucket full");
+                break;
             }
+        }
+        let verdict = if ratio {
             match sizes.sizes.as_slice() {
                 &[n, d] => ratio_verdict(p, n as u64, d as u64, bucket),
                 _ => None,
             }
         } else {
-            let mut item = StateItem::default();
-            for chunk in members.chunks(MEMBERS_PER_UPDATE) {
-                update.add = members_by_set(chunk);
-                item = state.add(&update).await?;
-                if item.full {
-                    tracing::debug!(correlation = %p.rule.id, bucket, "correlation bucket full");
-                    break;
-                }
-            }
             let mut items = vec![item];
             for b in [bucket - p.span, bucket + p.span] {
                 if let Some(i) = state.get(&key(b)).await? {
@@ -892,13 +890,10 @@ fn push_scalar(v: &Value, out: &mut String) -> bool {
     true
 }
 
+/// `v` as text if it is a scalar (see [`push_scalar`]).
 fn scalar(v: &Value) -> Option<String> {
-    match v {
-        Value::String(s) => Some(s.clone()),
-        Value::Number(n) => Some(n.to_string()),
-        Value::Bool(b) => Some(b.to_string()),
-        _ => None,
-    }
+    let mut text = String::new();
+    push_scalar(v, &mut text).then_some(text)
 }
 
 fn cut(s: &str) -> std::borrow::Cow<'_, str> {
