@@ -122,6 +122,39 @@ impl Inner {
         self.strings.get(id as usize).map_or("", |s| &**s)
     }
 
+    /// Apply `u` (see [`CorrelationState::add`]): the key of the item and whether the update
+    /// was refused.
+    fn apply(&mut self, u: &StateUpdate) -> (MemKey, bool) {
+        self.updates += 1;
+        let key = MemKey::of(&u.key);
+        let sets: Vec<u32> = u.add.keys().map(|n| self.intern(n)).collect();
+        let mut scalars_if_absent = Vec::with_capacity(u.set_if_absent.len());
+        for (n, v) in &u.set_if_absent {
+            let name = self.intern(n);
+            // most updates meet an item that has them: its values need no interning
+            if !self.items.get(&key).is_some_and(|i| i.has_scalar(name)) {
+                scalars_if_absent.push((name, self.intern(v)));
+            }
+        }
+        let mut scalars = Vec::with_capacity(u.set.len());
+        for (n, v) in &u.set {
+            scalars.push((self.intern(n), self.intern(v)));
+        }
+        let item = self.items.entry(key).or_default();
+        item.expires_at = item.expires_at.max(u.expires_at);
+        let full = sets.iter().any(|&n| item.len_of(n) >= u.cap);
+        if !full {
+            for (&n, members) in sets.iter().zip(u.add.values()) {
+                for m in members {
+                    item.insert(n, Parsed::of(m));
+                }
+            }
+            item.set_scalars(scalars_if_absent.into_iter(), true);
+            item.set_scalars(scalars.into_iter(), false);
+        }
+        (key, full)
+    }
+
     fn view(&self, item: &MemItem) -> StateItem {
         let name = |id: u32| self.string(id).to_owned();
         let mut out = StateItem::default();
@@ -275,41 +308,6 @@ impl MemCorrelationState {
         } else {
             Err(g.fail_next.remove(0))
         }
-    }
-}
-
-impl Inner {
-    /// Apply `u` (see [`CorrelationState::add`]): the key of the item and whether the update
-    /// was refused.
-    fn apply(&mut self, u: &StateUpdate) -> (MemKey, bool) {
-        self.updates += 1;
-        let key = MemKey::of(&u.key);
-        let sets: Vec<u32> = u.add.keys().map(|n| self.intern(n)).collect();
-        let mut scalars_if_absent = Vec::with_capacity(u.set_if_absent.len());
-        for (n, v) in &u.set_if_absent {
-            let name = self.intern(n);
-            // most updates meet an item that has them: its values need no interning
-            if !self.items.get(&key).is_some_and(|i| i.has_scalar(name)) {
-                scalars_if_absent.push((name, self.intern(v)));
-            }
-        }
-        let mut scalars = Vec::with_capacity(u.set.len());
-        for (n, v) in &u.set {
-            scalars.push((self.intern(n), self.intern(v)));
-        }
-        let item = self.items.entry(key).or_default();
-        item.expires_at = item.expires_at.max(u.expires_at);
-        let full = sets.iter().any(|&n| item.len_of(n) >= u.cap);
-        if !full {
-            for (&n, members) in sets.iter().zip(u.add.values()) {
-                for m in members {
-                    item.insert(n, Parsed::of(m));
-                }
-            }
-            item.set_scalars(scalars_if_absent.into_iter(), true);
-            item.set_scalars(scalars.into_iter(), false);
-        }
-        (key, full)
     }
 }
 
