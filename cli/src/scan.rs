@@ -106,26 +106,32 @@ struct QueueState {
 
 impl Queue {
     /// Sort `list` by delivery time when every input has one.
-    fn new(mut list: Vec<Input>) -> Queue {
-        let time_of = |input: &Input| {
-            let name = match input {
-                Input::File(p) => p.to_string_lossy().into_owned(),
-                Input::S3 { key, .. } => key.clone(),
-            };
-            let key = S3Key::parse(&name);
+    fn new(list: Vec<Input>) -> Queue {
+        let delivered = |label: &str| {
+            let key = S3Key::parse(label);
             matches!(key.kind, KeyKind::Log | KeyKind::Insight)
                 .then_some(key.file_time)
                 .flatten()
                 .map(time::OffsetDateTime::unix_timestamp)
         };
-        let times: Option<Vec<i64>> = list.iter().map(time_of).collect();
-        let times = times.map(|_| {
-            list.sort_by_cached_key(|input| (time_of(input), input.label()));
-            list.iter().filter_map(time_of).collect()
-        });
+        let mut keyed: Vec<(Option<i64>, String, Input)> = list
+            .into_iter()
+            .map(|input| {
+                let label = input.label();
+                (delivered(&label), label, input)
+            })
+            .collect();
+        let ordered = keyed.iter().all(|(time, ..)| time.is_some());
+        if ordered {
+            keyed.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
+        }
+        let (times, list): (Vec<Option<i64>>, Vec<Input>) = keyed
+            .into_iter()
+            .map(|(time, _, input)| (time, input))
+            .unzip();
         Queue {
             list,
-            times,
+            times: ordered.then(|| times.into_iter().flatten().collect()),
             progress: Mutex::new(QueueState::default()),
         }
     }
@@ -438,4 +444,43 @@ fn scan_one(
         emit(f);
     }
     Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn s3(key: &str) -> Input {
+        Input::S3 {
+            bucket: "trail".into(),
+            key: key.into(),
+            size: 1,
+        }
+    }
+
+    const DAY: &str = "AWSLogs/111122223333/CloudTrail/us-east-1/2026/11/20";
+
+    #[test]
+    fn cloudtrail_files_are_queued_in_delivery_order() {
+        let late = s3(&format!(
+            "{DAY}/111122223333_CloudTrail_us-east-1_20261120T1210Z_a.json.gz"
+        ));
+        let early = s3(&format!(
+            "{DAY}/111122223333_CloudTrail_us-east-1_20261120T1205Z_b.json.gz"
+        ));
+        let q = Queue::new(vec![late.clone(), early.clone()]);
+        assert_eq!(q.list, vec![early, late]);
+        assert_eq!(q.times, Some(vec![1_795_176_300, 1_795_176_600]));
+    }
+
+    #[test]
+    fn a_file_without_a_delivery_time_keeps_the_given_order() {
+        let log = s3(&format!(
+            "{DAY}/111122223333_CloudTrail_us-east-1_20261120T1210Z_a.json.gz"
+        ));
+        let other = Input::File(PathBuf::from("lookup-events.json"));
+        let q = Queue::new(vec![log.clone(), other.clone()]);
+        assert_eq!(q.list, vec![log, other]);
+        assert_eq!(q.times, None);
+    }
 }
