@@ -14,6 +14,21 @@ fn trailwatch(args: &[&str]) -> Output {
         .unwrap()
 }
 
+/// `trailwatch scan --format jsonl <extra> <path>` that must exit 0: its stdout.
+fn scan_jsonl(extra: &[&str], path: &Path) -> String {
+    let mut args = vec!["scan", "--format", "jsonl"];
+    args.extend_from_slice(extra);
+    args.push(path.to_str().unwrap());
+    let out = trailwatch(&args);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
@@ -213,19 +228,7 @@ fn rules_list_and_test() {
 
 #[test]
 fn demo_events_folder_scans_cleanly() {
-    let out = trailwatch(&[
-        "scan",
-        "--format",
-        "jsonl",
-        root().join("events").to_str().unwrap(),
-    ]);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let text = String::from_utf8(out.stdout).unwrap();
+    let text = scan_jsonl(&[], &root().join("events"));
     assert!(text.contains("tw-cloudtrail-stop-logging"));
 }
 
@@ -259,21 +262,7 @@ fn a_burst_split_across_files_correlates_once_and_allowlists_apply() {
         )
         .unwrap();
     }
-    let out = trailwatch(&[
-        "scan",
-        "--threads",
-        "1",
-        "--format",
-        "jsonl",
-        dir.path().to_str().unwrap(),
-    ]);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let text = String::from_utf8(out.stdout).unwrap();
+    let text = scan_jsonl(&["--threads", "1"], dir.path());
     let burst = login_bursts(&text);
     assert_eq!(burst.len(), 1, "{text}");
 
@@ -324,14 +313,7 @@ fn a_file_of_many_principals_is_correlated_as_it_goes_and_finds_the_same() {
     std::fs::write(&alone, format!(r#"{{"Records":[{}]}}"#, logins.join(","))).unwrap();
 
     let burst = |path: &Path| -> Vec<String> {
-        let out = trailwatch(&["scan", "--format", "jsonl", path.to_str().unwrap()]);
-        assert_eq!(
-            out.status.code(),
-            Some(0),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let text = String::from_utf8(out.stdout).unwrap();
+        let text = scan_jsonl(&[], path);
         login_bursts(&text)
             .into_iter()
             .map(|l| {
