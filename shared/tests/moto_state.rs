@@ -14,7 +14,7 @@ use trailwatch::correlate::{Batch, Correlator};
 use trailwatch::detect::RuleSet;
 use trailwatch::model::Record;
 use trailwatch::ports::aws::DynamoDbCorrelationState;
-use trailwatch::ports::state::{CorrelationState, Episode, StateKey, StateUpdate};
+use trailwatch::ports::state::{CorrelationState, Episode, Member, StateKey, StateUpdate};
 use trailwatch::suppress::group::{self, Announce, GroupKey};
 
 const TABLE: &str = "findings";
@@ -34,10 +34,7 @@ fn update(members: &[&str], cap: usize, first: &str) -> StateUpdate {
         },
         add: BTreeMap::from([(
             "e".to_owned(),
-            members
-                .iter()
-                .map(|m| (*m).to_owned())
-                .collect::<BTreeSet<_>>(),
+            members.iter().map(|m| Member::from(*m)).collect(),
         )]),
         set_if_absent: BTreeMap::from([("group".to_owned(), first.to_owned())]),
         set: BTreeMap::new(),

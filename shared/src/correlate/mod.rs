@@ -28,13 +28,15 @@ pub mod window;
 use crate::detect::{CorrelationRule, CorrelationType, Event, Rule, RuleSet};
 use crate::findings::{finding_id, Finding};
 use crate::model::Record;
-use crate::ports::state::{CorrelationState, Episode, SetSizes, StateItem, StateKey, StateUpdate};
+use crate::ports::state::{
+    CorrelationState, Episode, Member, SetSizes, StateItem, StateKey, StateUpdate,
+};
 use crate::ports::PortError;
 use futures::stream::{self, StreamExt, TryStreamExt};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use std::borrow::Cow;
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 /// Members sent in one state update (keeps each `UpdateItem` small).
@@ -226,14 +228,14 @@ impl Correlator {
                         for v in &vals {
                             if let Some(text) = scalar(v) {
                                 let m = format!("{slot}|{}", cut(&text));
-                                members.push((Set::V, Member::Text(m.into_boxed_str())));
+                                members.push((Set::V, Member::from(m)));
                             }
                         }
                     }
                     Shape::Temporal { .. } => {
                         let step = u16::try_from(step).unwrap_or(u16::MAX);
                         let slot = round_down(time, p.span / 16);
-                        members.push((Set::Step(step), Member::Slot(slot)));
+                        members.push((Set::Step(step), Member::Int(slot)));
                     }
                     Shape::Ratio { numerator, .. } => {
                         if numerator.get(step).copied().unwrap_or(false) {
@@ -524,45 +526,19 @@ fn flush_order(a: &(Set, Member), b: &(Set, Member)) -> std::cmp::Ordering {
     (&a.1, a.0).cmp(&(&b.1, b.0))
 }
 
-/// One state update's worth of members as the port takes them: rendered, by set name.
-fn members_by_set(chunk: &[(Set, Member)]) -> BTreeMap<String, BTreeSet<String>> {
-    let mut add: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+/// One state update's worth of members as the port takes them: by set name.
+fn members_by_set(chunk: &[(Set, Member)]) -> BTreeMap<String, Vec<Member>> {
+    let mut add: BTreeMap<String, Vec<Member>> = BTreeMap::new();
     for (set, m) in chunk {
         let name = set.name();
         match add.get_mut(&*name) {
-            Some(members) => {
-                members.insert(m.render());
-            }
+            Some(members) => members.push(m.clone()),
             None => {
-                add.insert(name.into_owned(), BTreeSet::from([m.render()]));
+                add.insert(name.into_owned(), vec![m.clone()]);
             }
         }
     }
     add
-}
-
-/// A set member, rendered to its string at the flush.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-enum Member {
-    /// An event (48-bit hash of its id): `012x` hex.
-    Hash(u64),
-    /// An event at a time: `<time>|<hash>`.
-    Timed(i64, u64),
-    /// A time slot: `<slot>`.
-    Slot(i64),
-    /// Anything else, as stored.
-    Text(Box<str>),
-}
-
-impl Member {
-    fn render(&self) -> String {
-        match self {
-            Member::Hash(h) => format!("{h:012x}"),
-            Member::Timed(t, h) => format!("{t}|{h:012x}"),
-            Member::Slot(s) => s.to_string(),
-            Member::Text(t) => t.to_string(),
-        }
-    }
 }
 
 /// The first 48 bits of SHA-256 of `s` (the 12 hex characters members carry).

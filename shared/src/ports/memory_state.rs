@@ -2,7 +2,7 @@
 //! whole input) and for tests. Same contract as the DynamoDB adapter, including the set cap
 //! and the episode claim; it can be told to fail to test retry decisions.
 
-use super::state::{CorrelationState, Episode, SetSizes, StateItem, StateKey, StateUpdate};
+use super::state::{CorrelationState, Episode, Member, SetSizes, StateItem, StateKey, StateUpdate};
 use super::PortError;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
@@ -94,6 +94,18 @@ impl Parsed {
         }
         Parsed::Other(Stored::Text(s.into()))
     }
+
+    /// `m` as [`Parsed::of`] its rendering would give, without rendering numbers that have a
+    /// compact form.
+    fn of_member(m: &Member) -> Parsed {
+        const HEX12: u64 = 1 << 48;
+        match m {
+            Member::Hash(h) if *h < HEX12 => Parsed::Hex(*h),
+            Member::Timed(t, h) if *h < HEX12 => Parsed::Other(Stored::TimedHex(*t, *h)),
+            Member::Text(t) => Parsed::of(t),
+            other => Parsed::Other(Stored::Text(other.render().into())),
+        }
+    }
 }
 
 impl Stored {
@@ -145,9 +157,7 @@ impl Inner {
         let full = sets.iter().any(|&n| item.len_of(n) >= u.cap);
         if !full {
             for (&n, members) in sets.iter().zip(u.add.values()) {
-                for m in members {
-                    item.insert(n, Parsed::of(m));
-                }
+                item.insert_all(n, members);
             }
             item.set_scalars(scalars_if_absent.into_iter(), true);
             item.set_scalars(scalars.into_iter(), false);
@@ -199,18 +209,24 @@ impl MemItem {
         )
     }
 
-    fn insert(&mut self, name: u32, m: Parsed) {
-        match m {
-            Parsed::Hex(h) => match pack(name, h) {
-                Some(packed) => insert_sorted(&mut self.hex, packed),
-                // a set name interned after 65,536 strings: stored as text
-                None => insert_sorted(
-                    &mut self.members,
-                    (name, Stored::Text(format!("{h:012x}").into())),
-                ),
-            },
-            Parsed::Other(m) => insert_sorted(&mut self.members, (name, m)),
+    /// Add `members` to set `name`: the compact ones merged in one pass (a ratio bucket
+    /// holds up to thousands), the others one by one.
+    fn insert_all(&mut self, name: u32, members: &[Member]) {
+        let mut packed = Vec::with_capacity(members.len());
+        for m in members {
+            match Parsed::of_member(m) {
+                Parsed::Hex(h) => match pack(name, h) {
+                    Some(p) => packed.push(p),
+                    // a set name interned after 65,536 strings: stored as text
+                    None => insert_sorted(
+                        &mut self.members,
+                        (name, Stored::Text(format!("{h:012x}").into())),
+                    ),
+                },
+                Parsed::Other(m) => insert_sorted(&mut self.members, (name, m)),
+            }
         }
+        merge_sorted(&mut self.hex, packed);
     }
 
     fn has_scalar(&self, name: u32) -> bool {
@@ -236,6 +252,37 @@ impl MemItem {
         }
         if changed {
             self.scalars = all.into_boxed_slice();
+        }
+    }
+}
+
+/// Merge `new` (any order, repeats allowed) into the sorted, repeat-free `v`.
+fn merge_sorted(v: &mut Vec<u64>, mut new: Vec<u64>) {
+    new.sort_unstable();
+    new.dedup();
+    new.retain(|x| v.binary_search(x).is_err());
+    match new.len() {
+        0 => {}
+        1 if v.len() < 16 => {
+            v.reserve_exact(1);
+            insert_sorted(v, new[0]);
+        }
+        _ => {
+            // from the back: each old member moves once
+            let (mut i, mut j) = (v.len(), new.len());
+            v.resize(i + j, 0);
+            let mut out = v.len();
+            while j > 0 {
+                out -= 1;
+                let take_new = i == 0 || new[j - 1] > v[i - 1];
+                if take_new {
+                    j -= 1;
+                    v[out] = new[j];
+                } else {
+                    i -= 1;
+                    v[out] = v[i];
+                }
+            }
         }
     }
 }
@@ -378,10 +425,7 @@ mod tests {
             },
             add: BTreeMap::from([(
                 "e".to_owned(),
-                members
-                    .iter()
-                    .map(|m| (*m).to_owned())
-                    .collect::<BTreeSet<_>>(),
+                members.iter().map(|m| Member::from(*m)).collect(),
             )]),
             set_if_absent: BTreeMap::from([("first".to_owned(), members.join(","))]),
             set: BTreeMap::new(),
@@ -544,6 +588,47 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(again.len_of("e"), odd.len());
+    }
+
+    #[tokio::test]
+    async fn numbers_are_the_same_members_as_their_renderings() {
+        let s = MemCorrelationState::default();
+        let typed = vec![
+            Member::Hash(0x0123_4567_89ab),
+            Member::Hash(0xf),
+            Member::Hash(1 << 50),
+            Member::Timed(-5, 0x0123_4567_89ab),
+            Member::Timed(7, 1 << 50),
+            Member::Int(1_794_999_600),
+        ];
+        let mut u = update(&[], 100);
+        u.add = BTreeMap::from([("e".to_owned(), typed.clone())]);
+        let got = s.add(&u).await.unwrap();
+        let want: BTreeSet<String> = typed.iter().map(Member::render).collect();
+        assert_eq!(got.sets["e"], want);
+        let texts: Vec<&str> = want.iter().map(String::as_str).collect();
+        let again = s.add(&update(&texts, 100)).await.unwrap();
+        assert_eq!(again.len_of("e"), typed.len());
+    }
+
+    #[test]
+    fn merging_keeps_a_sorted_set() {
+        let mut v: Vec<u64> = Vec::new();
+        let mut model = BTreeSet::new();
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        for round in 0..200 {
+            let new: Vec<u64> = (0..round % 37)
+                .map(|_| {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    x % 500
+                })
+                .collect();
+            model.extend(new.iter().copied());
+            merge_sorted(&mut v, new);
+            assert_eq!(v, model.iter().copied().collect::<Vec<_>>());
+        }
     }
 
     #[tokio::test]

@@ -6,7 +6,8 @@
 //! that are idempotent and order-independent on their own:
 //!
 //! - [`CorrelationState::add`]: add members to named string sets of one item (a set ignores
-//!   a member it already holds, so a redelivered event counts once) and set scalars only if
+//!   a member it already holds, so a redelivered event counts once; a member is its
+//!   rendering, [`Member::render`]) and set scalars only if
 //!   absent; returns the item as it is after the update. Sets are bounded: an update that
 //!   would add to a set already holding `cap` members is refused as a whole and the current
 //!   item is returned with [`StateItem::full`] set.
@@ -31,13 +32,53 @@ pub struct StateKey {
     pub sk: String,
 }
 
+/// A member of a state set. Sets hold strings (DynamoDB string sets): a member *is* its
+/// rendering, so `Hash(15)` and `Text("00000000000f")` are the same member. Callers keep
+/// numbers as numbers so that an adapter that can (the in-memory one) never renders them.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Member {
+    /// An event's hash: rendered as at least twelve lowercase hex digits (`{:012x}`).
+    Hash(u64),
+    /// An event at a time: `<time>|<hash as in Hash>`.
+    Timed(i64, u64),
+    /// A number (a time slot): decimal.
+    Int(i64),
+    /// Any other text, as is.
+    Text(Box<str>),
+}
+
+impl Member {
+    /// The string stored for this member.
+    pub fn render(&self) -> String {
+        match self {
+            Member::Hash(h) => format!("{h:012x}"),
+            Member::Timed(t, h) => format!("{t}|{h:012x}"),
+            Member::Int(i) => i.to_string(),
+            Member::Text(t) => t.to_string(),
+        }
+    }
+}
+
+impl From<&str> for Member {
+    fn from(s: &str) -> Member {
+        Member::Text(s.into())
+    }
+}
+
+impl From<String> for Member {
+    fn from(s: String) -> Member {
+        Member::Text(s.into_boxed_str())
+    }
+}
+
 /// One atomic update of a state item.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StateUpdate {
     /// The item.
     pub key: StateKey,
-    /// Members to add, by set name (names are `[a-z0-9_]`; members are non-empty).
-    pub add: BTreeMap<String, BTreeSet<String>>,
+    /// Members to add, by set name (names are `[a-z0-9_]`; members render non-empty; a
+    /// member listed twice is added once).
+    pub add: BTreeMap<String, Vec<Member>>,
     /// Scalars written only when the item does not have them yet.
     pub set_if_absent: BTreeMap<String, String>,
     /// Scalars always overwritten (last writer wins: informational only).

@@ -17,11 +17,11 @@
 use crate::findings::alert::GroupSummary;
 use crate::findings::Finding;
 use crate::model::parse_time;
-use crate::ports::state::{CorrelationState, StateItem, StateKey, StateUpdate};
+use crate::ports::state::{CorrelationState, Member, StateItem, StateKey, StateUpdate};
 use crate::ports::PortError;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, HashSet};
 
 /// Findings a group counts individually (beyond this, the count is "at least").
 pub const GROUP_CAP: usize = 1000;
@@ -217,8 +217,8 @@ pub async fn admit_all<S: CorrelationState>(
                     "f".to_owned(),
                     chunk
                         .iter()
-                        .map(|f| format!("{}|{}", f.event_time, f.id))
-                        .collect::<BTreeSet<_>>(),
+                        .map(|f| Member::from(format!("{}|{}", f.event_time, f.id)))
+                        .collect(),
                 )]),
                 set_if_absent: first_writer.clone(),
                 set: BTreeMap::new(),

@@ -11,11 +11,11 @@
 //! name goes through `ExpressionAttributeNames` (`group` is a reserved word).
 
 use super::classify::classify;
-use crate::ports::state::{CorrelationState, Episode, StateItem, StateKey, StateUpdate};
+use crate::ports::state::{CorrelationState, Episode, Member, StateItem, StateKey, StateUpdate};
 use crate::ports::PortError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 
 /// Correlation state in the findings table.
 #[derive(Debug, Clone)]
@@ -96,9 +96,11 @@ impl CorrelationState for DynamoDbCorrelationState {
                 continue;
             }
             names.insert(format!("#s{i}"), set.clone());
+            // a string set must not list a member twice
+            let rendered: BTreeSet<String> = members.iter().map(Member::render).collect();
             values.insert(
                 format!(":s{i}"),
-                AttributeValue::Ss(members.iter().cloned().collect()),
+                AttributeValue::Ss(rendered.into_iter().collect()),
             );
             adds.push(format!("#s{i} :s{i}"));
             conds.push(format!(
