@@ -25,7 +25,7 @@
 
 pub mod window;
 
-use crate::detect::{CorrelationRule, CorrelationType, Event, Rule, RuleSet};
+use crate::detect::{CorrelationRule, CorrelationType, Event, Rule, RuleSet, ValueRef};
 use crate::findings::{finding_id, Finding};
 use crate::model::Record;
 use crate::ports::state::{
@@ -36,7 +36,7 @@ use futures::stream::{self, StreamExt, TryStreamExt};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use std::borrow::Cow;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 /// Members sent in one state update (keeps each `UpdateItem` small).
@@ -97,6 +97,9 @@ struct Plan {
     shape: Shape,
     /// Per step: the group-by paths (aliases resolved).
     group_paths: Vec<Vec<Path>>,
+    /// Per step: an id shared by every (plan, step) grouping by the same paths, so a
+    /// record's group text is computed once for all of them.
+    group_ids: Vec<usize>,
     /// Per step: the counted field (`value_count`).
     value_paths: Vec<Option<Path>>,
     threshold: u64,
@@ -118,7 +121,7 @@ fn split(path: &str) -> Path {
 pub struct Correlator {
     plans: Vec<Plan>,
     /// Base rule id -> (plan, step) it feeds.
-    by_rule: HashMap<String, Vec<(usize, usize)>>,
+    by_rule: hashbrown::HashMap<String, Vec<(usize, usize)>>,
     warnings: Vec<String>,
     /// State expiry in log time (see [`Correlator::expiring_in_log_time`]).
     log_time_expiry: bool,
@@ -130,9 +133,21 @@ impl Correlator {
     /// out and explained in [`Correlator::warnings`].
     pub fn new(rules: &RuleSet) -> Correlator {
         let mut c = Correlator::default();
+        let mut distinct: Vec<Vec<Path>> = Vec::new();
         for corr in rules.correlations() {
             match plan(corr, rules) {
-                Ok(p) => {
+                Ok(mut p) => {
+                    p.group_ids = p
+                        .group_paths
+                        .iter()
+                        .map(|paths| match distinct.iter().position(|d| d == paths) {
+                            Some(id) => id,
+                            None => {
+                                distinct.push(paths.clone());
+                                distinct.len() - 1
+                            }
+                        })
+                        .collect();
                     let idx = c.plans.len();
                     for (step, id) in p.rule.rules.iter().enumerate() {
                         c.by_rule.entry(id.clone()).or_default().push((idx, step));
@@ -181,17 +196,17 @@ impl Correlator {
         let Some(time) = record.event_time().map(|t| t.unix_timestamp()) else {
             return;
         };
-        let event_id = record.event_id_or_digest();
+        let event_id = match record.event_id() {
+            Some(id) => Cow::Borrowed(id),
+            None => Cow::Owned(record.event_id_or_digest()),
+        };
         let hash = hash48(&event_id);
         let source = batch.source(source);
+        let mut scratch = std::mem::take(&mut batch.scratch);
         // one context per record, shared by every group it feeds (most records feed several)
         let mut context: Option<Arc<Context>> = None;
-        let mut vals = Vec::new();
-        let mut group = String::new();
-        // the group-by paths `group` was last computed for, and whether it exists: most
-        // correlations group by the same field (`userIdentity.arn`)
-        let mut keyed: Option<(&[Path], bool)> = None;
-        let mut members: Vec<(Set, Member)> = Vec::new();
+        // the group id whose text `scratch.group` holds, and whether the record has one
+        let mut keyed: Option<(usize, bool)> = None;
         for rule in matched {
             let Some(feeds) = self.by_rule.get(&rule.id) else {
                 continue;
@@ -200,14 +215,15 @@ impl Correlator {
                 let Some(p) = self.plans.get(pi) else {
                     continue;
                 };
-                let Some(paths) = p.group_paths.get(step) else {
+                let (Some(paths), Some(&gid)) = (p.group_paths.get(step), p.group_ids.get(step))
+                else {
                     continue;
                 };
                 let found = match keyed {
-                    Some((last, found)) if last == paths.as_slice() => found,
+                    Some((last, found)) if last == gid => found,
                     _ => {
-                        let found = group_key(paths, record, &mut vals, &mut group);
-                        keyed = Some((paths, found));
+                        let found = group_key(paths, record, &mut scratch.group);
+                        keyed = Some((gid, found));
                         found
                     }
                 };
@@ -215,6 +231,7 @@ impl Correlator {
                     continue;
                 }
                 let bucket = time.div_euclid(p.span) * p.span;
+                let members = &mut scratch.members;
                 members.clear();
                 match &p.shape {
                     Shape::Count => members.push((Set::E, Member::Timed(time, hash))),
@@ -223,7 +240,7 @@ impl Correlator {
                             continue;
                         };
                         let slot = round_down(time, p.span / 8);
-                        vals.clear();
+                        let mut vals = Vec::new();
                         record.values_at(path, &mut vals);
                         for v in &vals {
                             if let Some(text) = scalar(v) {
@@ -247,24 +264,28 @@ impl Correlator {
                 if members.is_empty() {
                     continue;
                 }
-                let pending = batch.entry(pi, &group, bucket);
-                if pending.members.len() < 16 {
-                    // most groups see a few events: no doubling for them
-                    pending.members.reserve_exact(members.len());
-                }
-                pending.members.append(&mut members);
-                pending.offer(time, &event_id, || {
+                let pending = batch.entry(pi, &scratch.group, bucket);
+                pending.members.append(members);
+                let old = pending.offer(time, &event_id, || {
                     context
                         .get_or_insert_with(|| {
-                            Arc::new(Context::of(record, time, &event_id, source.clone()))
+                            let reuse = scratch.spare.pop();
+                            Arc::new(Context::of(record, time, &event_id, source.clone(), reuse))
                         })
                         .clone()
                 });
+                // a context no group holds any more keeps its buffer for a later record
+                if let Some(Ok(c)) = old.map(Arc::try_unwrap) {
+                    if scratch.spare.len() < 4 {
+                        scratch.spare.push(c);
+                    }
+                }
                 if pending.members.len() > p.keep.saturating_mul(2).saturating_add(1024) {
                     pending.keep_first(p.keep);
                 }
             }
         }
+        batch.scratch = scratch;
     }
 
     /// Write the batch to `state` and return the correlation findings whose condition holds
@@ -414,6 +435,16 @@ pub struct Batch {
     /// it was just read into, without allocating a key.
     pending: hashbrown::HashMap<(usize, i64), Groups>,
     source: Option<Arc<str>>,
+    scratch: Scratch,
+}
+
+/// Buffers [`Correlator::observe`] reuses from record to record.
+#[derive(Debug, Default)]
+struct Scratch {
+    group: String,
+    members: Vec<(Set, Member)>,
+    /// Contexts no group holds any more, to be overwritten.
+    spare: Vec<Context>,
 }
 
 impl Batch {
@@ -472,15 +503,21 @@ struct Pending {
 impl Pending {
     /// Keep `context` if it is the latest observation (then the largest event id): the same
     /// whatever order records arrive in.
-    fn offer(&mut self, time: i64, event_id: &str, context: impl FnOnce() -> Arc<Context>) {
+    /// Returns the context it replaced.
+    fn offer(
+        &mut self,
+        time: i64,
+        event_id: &str,
+        context: impl FnOnce() -> Arc<Context>,
+    ) -> Option<Arc<Context>> {
         if self
             .latest
             .as_ref()
             .is_some_and(|c| (c.time, c.get(Ctx::EventId)) >= (time, event_id))
         {
-            return;
+            return None;
         }
-        self.latest = Some(context());
+        self.latest.replace(context())
     }
 
     /// Keep the first `n` distinct members in flush order ([`flush_order`])
@@ -555,7 +592,7 @@ fn hash48(s: &str) -> u64 {
 struct Context {
     time: i64,
     /// The fields of [`Ctx`] one after another; `ends[i]` is where field `i` ends.
-    text: Box<str>,
+    text: String,
     ends: [u32; Ctx::COUNT],
     has_principal: bool,
     has_source_ip: bool,
@@ -580,7 +617,15 @@ impl Ctx {
 }
 
 impl Context {
-    fn of(r: &Record, time: i64, event_id: &str, source: Arc<str>) -> Context {
+    /// The context of `r`, written into `reuse`'s buffer when given (no allocation once a
+    /// buffer is large enough).
+    fn of(
+        r: &Record,
+        time: i64,
+        event_id: &str,
+        source: Arc<str>,
+        reuse: Option<Context>,
+    ) -> Context {
         let principal = r.principal();
         let source_ip = r.source_ip();
         let fields: [&str; Ctx::COUNT] = [
@@ -593,7 +638,9 @@ impl Context {
             principal.as_deref().unwrap_or_default(),
             source_ip.unwrap_or_default(),
         ];
-        let mut text = String::with_capacity(fields.iter().map(|f| f.len()).sum());
+        let mut text = reuse.map(|c| c.text).unwrap_or_default();
+        text.clear();
+        text.reserve(fields.iter().map(|f| f.len()).sum());
         let mut ends = [0u32; Ctx::COUNT];
         for (end, f) in ends.iter_mut().zip(fields) {
             text.push_str(f);
@@ -602,7 +649,7 @@ impl Context {
         }
         Context {
             time,
-            text: text.into_boxed_str(),
+            text,
             ends,
             has_principal: principal.is_some(),
             has_source_ip: source_ip.is_some(),
@@ -818,6 +865,7 @@ fn plan(corr: &CorrelationRule, rules: &RuleSet) -> Result<Plan, String> {
         rule: corr.clone(),
         shape,
         group_paths,
+        group_ids: Vec::new(),
         value_paths,
         threshold,
         span,
@@ -827,23 +875,23 @@ fn plan(corr: &CorrelationRule, rules: &RuleSet) -> Result<Plan, String> {
 }
 
 /// Write the group key of `record` for the group-by `paths` into `key`: the values joined
-/// by `\x1f`. `false` when one is missing (an event without the grouped field must not
-/// lump with others).
-fn group_key<'r>(
-    paths: &[Path],
-    record: &'r Record,
-    vals: &mut Vec<&'r Value>,
-    key: &mut String,
-) -> bool {
+/// by `\x1f` (of each path, the first scalar). `false` when one is missing (an event
+/// without the grouped field must not lump with others).
+fn group_key(paths: &[Path], record: &Record, key: &mut String) -> bool {
     key.clear();
     for (i, path) in paths.iter().enumerate() {
-        vals.clear();
-        record.values_at(path, vals);
         if i > 0 {
             key.push('\u{1f}');
         }
         let before = key.len();
-        if !vals.iter().any(|v| push_scalar(v, key)) || key.len() == before {
+        let found = record.any_value_at(path, &mut |v| match v {
+            ValueRef::Str(s) => {
+                key.push_str(s);
+                true
+            }
+            ValueRef::Json(v) => push_scalar(v, key),
+        });
+        if !found || key.len() == before {
             return false;
         }
     }
