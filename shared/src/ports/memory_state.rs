@@ -140,12 +140,16 @@ impl Inner {
         self.updates += 1;
         let key = MemKey::of(&u.key);
         let sets: Vec<u32> = u.add.keys().map(|n| self.intern(n)).collect();
-        let mut scalars_if_absent = Vec::with_capacity(u.set_if_absent.len());
-        for (n, v) in &u.set_if_absent {
-            let name = self.intern(n);
-            // most updates meet an item that has them: its values need no interning
-            if !self.items.get(&key).is_some_and(|i| i.has_scalar(name)) {
-                scalars_if_absent.push((name, self.intern(v)));
+        let names: Vec<u32> = u.set_if_absent.keys().map(|n| self.intern(n)).collect();
+        // most updates meet an item that has them all: their values need no interning
+        let (existed, missing): (bool, Vec<bool>) = match self.items.get(&key) {
+            Some(item) => (true, names.iter().map(|&n| !item.has_scalar(n)).collect()),
+            None => (false, vec![true; names.len()]),
+        };
+        let mut scalars_if_absent = Vec::new();
+        for ((&name, value), missing) in names.iter().zip(u.set_if_absent.values()).zip(missing) {
+            if missing {
+                scalars_if_absent.push((name, self.intern(value)));
             }
         }
         let mut scalars = Vec::with_capacity(u.set.len());
@@ -153,14 +157,17 @@ impl Inner {
             scalars.push((self.intern(n), self.intern(v)));
         }
         let item = self.items.entry(key).or_default();
-        item.expires_at = item.expires_at.max(u.expires_at);
         let full = sets.iter().any(|&n| item.len_of(n) >= u.cap);
+        // a refused update changes nothing, its expiry included (as in DynamoDB)
         if !full {
+            item.expires_at = item.expires_at.max(u.expires_at);
             for (&n, members) in sets.iter().zip(u.add.values()) {
                 item.insert_all(n, members);
             }
             item.set_scalars(scalars_if_absent.into_iter(), true);
             item.set_scalars(scalars.into_iter(), false);
+        } else if !existed {
+            self.items.remove(&key);
         }
         (key, full)
     }
@@ -527,6 +534,10 @@ mod tests {
         // an item's expiry is the latest written
         u.expires_at = 50;
         s.add(&u).await.unwrap();
+        // a refused update leaves the expiry as it was
+        let mut refused = update(&["2"], 1);
+        refused.expires_at = 1_000;
+        assert!(s.add(&refused).await.unwrap().full);
         let mut other = update(&["1"], 10);
         other.key.sk = "600".into();
         other.expires_at = 200;
