@@ -209,26 +209,15 @@ impl<'de> Visitor<'de> for TopLevel<'_> {
 /// text is not an object.
 fn split_object(raw: &str, range: Range<usize>) -> Option<Vec<TopField>> {
     let b = raw.as_bytes().get(..range.end)?;
-    index_at(b, range.start).map(|(fields, _)| fields)
+    index_in(b, range.start, NESTED_FIELDS).map(|(fields, _)| fields)
 }
 
-/// [`index_object`] over the object at `b[start..]`, its ranges relative to `b`, and the
-/// offset just past the object.
-fn index_at(b: &[u8], start: usize) -> Option<(Vec<TopField>, usize)> {
-    let (FieldIndex(fields), end) = index_object(b.get(start..)?)?;
-    let shift = |r: &Range<usize>| r.start + start..r.end + start;
-    let fields = fields
-        .into_iter()
-        .map(|f| TopField {
-            key: match f.key {
-                Key::At(r) => Key::At(shift(&r)),
-                owned @ Key::Owned(_) => owned,
-            },
-            node: Node::new(shift(&f.node.value)),
-        })
-        .collect();
-    Some((fields, start + end))
-}
+/// Room for a record's top-level fields (CloudTrail writes about twenty).
+const TOP_FIELDS: usize = 24;
+
+/// Room for a nested object's fields: `userIdentity` and most parameter objects have fewer,
+/// and an index this small stays within the allocator's per-thread cache.
+const NESTED_FIELDS: usize = 8;
 
 /// The top-level field index of a record's text, built by [`index_object`] while the text
 /// was still in the reader's buffer; [`Record::from_indexed`] pairs it with the text.
@@ -241,7 +230,7 @@ pub(crate) struct FieldIndex(Vec<TopField>);
 /// then gives the error.
 fn index_fields(raw: &str) -> Option<Vec<TopField>> {
     let b = raw.as_bytes();
-    let (fields, end) = index_at(b, super::json::skip_ws(b, 0))?;
+    let (fields, end) = index_in(b, super::json::skip_ws(b, 0), TOP_FIELDS)?;
     (super::json::skip_ws(b, end) == b.len()).then_some(fields)
 }
 
@@ -250,15 +239,21 @@ fn index_fields(raw: &str) -> Option<Vec<TopField>> {
 /// past the object. UTF-8 is not checked here: the caller checks the object's bytes
 /// before it pairs them with the index.
 pub(crate) fn index_object(b: &[u8]) -> Option<(FieldIndex, usize)> {
+    index_in(b, 0, TOP_FIELDS).map(|(fields, end)| (FieldIndex(fields), end))
+}
+
+/// [`index_object`] over the object at `b[start..]`, its ranges relative to `b` (nested
+/// objects are indexed in place, no ranges to shift), with room for `room` fields.
+fn index_in(b: &[u8], start: usize, room: usize) -> Option<(Vec<TopField>, usize)> {
     use super::json::{skip_str, skip_value, skip_ws};
-    if b.first() != Some(&b'{') {
+    if b.get(start) != Some(&b'{') {
         return None;
     }
-    let mut out: Vec<TopField> = Vec::with_capacity(24);
+    let mut out: Vec<TopField> = Vec::with_capacity(room);
     let mut seen: u128 = 0;
-    let mut i = skip_ws(b, 1);
+    let mut i = skip_ws(b, start + 1);
     if b.get(i) == Some(&b'}') {
-        return Some((FieldIndex(out), i + 1));
+        return Some((out, i + 1));
     }
     loop {
         if b.get(i) != Some(&b'"') {
@@ -294,7 +289,7 @@ pub(crate) fn index_object(b: &[u8]) -> Option<(FieldIndex, usize)> {
         i = skip_ws(b, ve);
         match b.get(i)? {
             b',' => i = skip_ws(b, i + 1),
-            b'}' => return Some((FieldIndex(out), i + 1)),
+            b'}' => return Some((out, i + 1)),
             _ => return None,
         }
     }
@@ -306,9 +301,29 @@ fn find<'s>(fields: &'s [TopField], raw: &'s str, key: &str) -> Option<&'s TopFi
     // boundary checks: the ranges came from the indexer)
     let (raw, key) = (raw.as_bytes(), key.as_bytes());
     fields.iter().find(|f| match &f.key {
-        Key::At(r) => r.len() == key.len() && raw.get(r.clone()) == Some(key),
+        Key::At(r) => r.len() == key.len() && raw.get(r.clone()).is_some_and(|k| same_key(k, key)),
         Key::Owned(k) => k.as_bytes() == key,
     })
+}
+
+/// `a == b` for two keys of the same length. CloudTrail's keys are 3 to 32 bytes and many
+/// share a length (`eventName`, `eventTime`, `errorCode`, `userAgent`): comparing them as
+/// two overlapping words, first and last, beats a `memcmp` call per candidate.
+fn same_key(a: &[u8], b: &[u8]) -> bool {
+    fn word<const N: usize>(s: &[u8], at: usize) -> Option<[u8; N]> {
+        s.get(at..at + N)?.try_into().ok()
+    }
+    fn ends<const N: usize>(a: &[u8], b: &[u8]) -> bool {
+        let last = a.len() - N;
+        word::<N>(a, 0) == word::<N>(b, 0) && word::<N>(a, last) == word::<N>(b, last)
+    }
+    match a.len() {
+        n if n != b.len() => false,
+        4..=7 => ends::<4>(a, b),
+        8..=15 => ends::<8>(a, b),
+        16..=31 => ends::<16>(a, b),
+        _ => a == b,
+    }
 }
 
 impl TopField {
