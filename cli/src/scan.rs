@@ -74,8 +74,12 @@ struct Totals {
     suppressed: AtomicU64,
 }
 
-/// Correlation groups a file may hold before they are written to the state (~0.5 KB each).
+/// Correlation groups a worker may hold before they are written to the state (~0.5 KB
+/// each); between files it writes at half this.
 const FLUSH_GROUPS: usize = 4096;
+
+/// Most files whose correlation observations a worker holds before writing them.
+const FILES_PER_FLUSH: usize = 8;
 
 /// Correlation across every input of one scan: the same state a Lambda keeps in
 /// DynamoDB, here in memory, so a burst spread over many files is found once.
@@ -247,47 +251,49 @@ pub fn run(args: &ScanArgs, rt: &tokio::runtime::Handle) -> anyhow::Result<ExitC
     let started = Instant::now();
     let opts = ReaderOptions::default();
 
-    let scan_input = |input: &Input| {
-        let label = input.label();
-        let emit = |mut f: Finding| {
-            if f.severity < args.min_severity {
+    let emit = |mut f: Finding| {
+        if f.severity < args.min_severity {
+            return;
+        }
+        if let Ok(mut seen) = seen.lock() {
+            if !seen.insert(f.id.clone()) {
                 return;
             }
-            if let Ok(mut seen) = seen.lock() {
-                if !seen.insert(f.id.clone()) {
-                    return;
+        }
+        if let Some(list) = &allowlist {
+            // the CLI has the finding, not the record: match the user agent-free fields
+            if suppress::mark(list, &mut f, None, time::OffsetDateTime::now_utc()).is_some() {
+                totals.suppressed.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        totals.by_severity[f.severity as usize].fetch_add(1, Ordering::Relaxed);
+        match args.format {
+            Format::Jsonl => {
+                if let Ok(mut out) = stdout.lock() {
+                    // a closed pipe (`| head`) is not an error worth reporting per line
+                    let _ = output::write_jsonl(&mut *out, &f);
                 }
             }
-            if let Some(list) = &allowlist {
-                // the CLI has the finding, not the record: match the user agent-free fields
-                if suppress::mark(list, &mut f, None, time::OffsetDateTime::now_utc()).is_some() {
-                    totals.suppressed.fetch_add(1, Ordering::Relaxed);
+            Format::Table => {
+                if let Ok(mut t) = table.lock() {
+                    t.push(f);
                 }
             }
-            totals.by_severity[f.severity as usize].fetch_add(1, Ordering::Relaxed);
-            match args.format {
-                Format::Jsonl => {
-                    if let Ok(mut out) = stdout.lock() {
-                        // a closed pipe (`| head`) is not an error worth reporting per line
-                        let _ = output::write_jsonl(&mut *out, &f);
-                    }
-                }
-                Format::Table => {
-                    if let Ok(mut t) = table.lock() {
-                        t.push(f);
-                    }
-                }
-            }
-        };
+        }
+    };
+    // scan one input into the worker's batch; returns its label
+    let scan_input = |input: &Input, batch: &mut Batch| -> String {
+        let label = input.label();
         let result = scan_one(
             input,
             &label,
             &rules,
             &correlation,
+            batch,
             opts,
             s3_source.as_ref(),
             rt,
-            emit,
+            &emit,
         );
         totals.files.fetch_add(1, Ordering::Relaxed);
         match result {
@@ -331,19 +337,47 @@ pub fn run(args: &ScanArgs, rt: &tokio::runtime::Handle) -> anyhow::Result<ExitC
                 totals.records.load(Ordering::Relaxed)
             ));
         }
+        label
+    };
+    // write held observations to the state, then let the queue know their files are done
+    let flush_held = |batch: Batch, held: &mut Vec<(usize, String)>| {
+        if !batch.is_empty() {
+            match rt.block_on(correlation.correlator.flush(&correlation.state, batch)) {
+                Ok(found) => found.into_iter().for_each(&emit),
+                Err(e) => {
+                    if let Ok(mut f) = failures.lock() {
+                        for (_, label) in held.iter() {
+                            totals.files_with_errors.fetch_add(1, Ordering::Relaxed);
+                            f.push(format!("{label}: correlating: {e:#}"));
+                        }
+                    }
+                }
+            }
+        }
+        for (i, _) in held.drain(..) {
+            if let Some(before) = queue.finish(i) {
+                let evicted = correlation.state.evict_expired(before);
+                if evicted > 0 {
+                    tracing::debug!(evicted, before, "dropped expired correlation state");
+                }
+            }
+        }
     };
     pool.scope(|s| {
         for _ in 0..pool.current_num_threads() {
             s.spawn(|_| {
+                // a worker's observations wait for several files: a principal active in
+                // consecutive files is then one state update, not one per file
+                let mut batch = Batch::default();
+                let mut held = Vec::new();
                 while let Some((i, input)) = queue.take() {
-                    scan_input(input);
-                    if let Some(before) = queue.finish(i) {
-                        let evicted = correlation.state.evict_expired(before);
-                        if evicted > 0 {
-                            tracing::debug!(evicted, before, "dropped expired correlation state");
-                        }
+                    let label = scan_input(input, &mut batch);
+                    held.push((i, label));
+                    if batch.len() >= FLUSH_GROUPS / 2 || held.len() >= FILES_PER_FLUSH {
+                        flush_held(std::mem::take(&mut batch), &mut held);
                     }
                 }
+                flush_held(batch, &mut held);
             });
         }
     });
@@ -402,10 +436,11 @@ fn scan_one(
     label: &str,
     rules: &trailwatch::detect::RuleSet,
     correlation: &Correlation,
+    batch: &mut Batch,
     opts: ReaderOptions,
     s3: Option<&crate::s3::S3Inputs>,
     rt: &tokio::runtime::Handle,
-    mut emit: impl FnMut(Finding),
+    emit: &impl Fn(Finding),
 ) -> anyhow::Result<ScanReport> {
     let reader: Box<dyn std::io::Read + Send> = match input {
         Input::File(p) => Box::new(std::fs::File::open(p).with_context(|| "cannot open")?),
@@ -415,7 +450,6 @@ fn scan_one(
         }
     };
     let records = ingest::open(reader, opts).context("cannot read")?;
-    let mut batch = Batch::default();
     // in-memory state: a flush cannot fail transiently, and it runs on this worker
     let flush = |batch: Batch| {
         rt.block_on(correlation.correlator.flush(&correlation.state, batch))
@@ -423,15 +457,15 @@ fn scan_one(
     };
     let mut found = Vec::new();
     let mut failed = None;
-    let report = pipeline::scan_observed(records, rules, label, &mut emit, |record, matched| {
+    let report = pipeline::scan_observed(records, rules, label, emit, |record, matched| {
         correlation
             .correlator
-            .observe(&mut batch, record, matched, label);
+            .observe(batch, record, matched, label);
         // a file of many principals would hold a group per principal and correlation until
         // its end: write them to the state as the file goes (updates are idempotent and
         // order-independent, as across the files of one scan)
         if batch.len() >= FLUSH_GROUPS && failed.is_none() {
-            match flush(std::mem::take(&mut batch)) {
+            match flush(std::mem::take(batch)) {
                 Ok(f) => found.extend(f),
                 Err(e) => failed = Some(e),
             }
@@ -440,12 +474,7 @@ fn scan_one(
     if let Some(e) = failed {
         return Err(e);
     }
-    if !batch.is_empty() {
-        found.extend(flush(batch)?);
-    }
-    for f in found {
-        emit(f);
-    }
+    found.into_iter().for_each(emit);
     Ok(report)
 }
 

@@ -265,6 +265,10 @@ impl Correlator {
                     continue;
                 }
                 let pending = batch.entry(pi, &scratch.group, bucket);
+                if pending.members.len() < 16 {
+                    // most groups see a few events: no doubling for them
+                    pending.members.reserve_exact(members.len());
+                }
                 pending.members.append(members);
                 let old = pending.offer(time, &event_id, || {
                     context
