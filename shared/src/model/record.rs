@@ -209,7 +209,7 @@ impl<'de> Visitor<'de> for TopLevel<'_> {
 /// text is not an object.
 fn split_object(raw: &str, range: Range<usize>) -> Option<Vec<TopField>> {
     let b = raw.as_bytes().get(..range.end)?;
-    index_in(b, range.start, NESTED_FIELDS).map(|(fields, _)| fields)
+    index_in(b, range.start, NESTED_FIELDS, 1).map(|(fields, _)| fields)
 }
 
 /// Room for a record's top-level fields (CloudTrail writes about twenty).
@@ -230,7 +230,7 @@ pub(crate) struct FieldIndex(Vec<TopField>);
 /// then gives the error.
 fn index_fields(raw: &str) -> Option<Vec<TopField>> {
     let b = raw.as_bytes();
-    let (fields, end) = index_in(b, super::json::skip_ws(b, 0), TOP_FIELDS)?;
+    let (fields, end) = index_in(b, super::json::skip_ws(b, 0), TOP_FIELDS, 1)?;
     (super::json::skip_ws(b, end) == b.len()).then_some(fields)
 }
 
@@ -239,12 +239,20 @@ fn index_fields(raw: &str) -> Option<Vec<TopField>> {
 /// past the object. UTF-8 is not checked here: the caller checks the object's bytes
 /// before it pairs them with the index.
 pub(crate) fn index_object(b: &[u8]) -> Option<(FieldIndex, usize)> {
-    index_in(b, 0, TOP_FIELDS).map(|(fields, end)| (FieldIndex(fields), end))
+    index_in(b, 0, TOP_FIELDS, 1).map(|(fields, end)| (FieldIndex(fields), end))
 }
 
+/// The one nested object indexed with the record: the rules evaluated for every record
+/// (root usage, principal activity, access denied) read `userIdentity.type` or `.arn`, so
+/// its fields are indexed while the record's pass skips over them anyway, instead of in a
+/// second pass on the first read.
+const EAGER_KEY: &[u8] = b"userIdentity";
+
 /// [`index_object`] over the object at `b[start..]`, its ranges relative to `b` (nested
-/// objects are indexed in place, no ranges to shift), with room for `room` fields.
-fn index_in(b: &[u8], start: usize, room: usize) -> Option<(Vec<TopField>, usize)> {
+/// objects are indexed in place, no ranges to shift), with room for `room` fields. `depth`
+/// counts the containers open, this object included (1: the record itself, whose
+/// [`EAGER_KEY`] object is indexed too).
+fn index_in(b: &[u8], start: usize, room: usize, depth: usize) -> Option<(Vec<TopField>, usize)> {
     use super::json::{skip_str, skip_value, skip_ws};
     if b.get(start) != Some(&b'{') {
         return None;
@@ -270,9 +278,18 @@ fn index_in(b: &[u8], start: usize, room: usize) -> Option<(Vec<TopField>, usize
             return None;
         }
         let vs = skip_ws(b, i + 1);
-        // depth 1: the record object itself is open
-        let ve = skip_value(b, vs, 1, MAX_DEPTH)?;
         let key = b.get(ks..ke)?;
+        // the same checks as skipping the value: indexing an object validates it like
+        // skip_value would one level deeper; a key with escapes falls back to skipping
+        let eager = if depth == 1 && key == EAGER_KEY && b.get(vs) == Some(&b'{') {
+            index_in(b, vs, NESTED_FIELDS, depth + 1)
+        } else {
+            None
+        };
+        let (ve, children) = match eager {
+            Some((children, ve)) => (ve, OnceLock::from(children)),
+            None => (skip_value(b, vs, depth, MAX_DEPTH)?, OnceLock::new()),
+        };
         let bit = key_bit(key);
         if seen & bit != 0 {
             // JSON allows duplicate keys; like serde_json's maps, the last one wins
@@ -284,7 +301,11 @@ fn index_in(b: &[u8], start: usize, room: usize) -> Option<(Vec<TopField>, usize
         seen |= bit;
         out.push(TopField {
             key: Key::At(ks..ke),
-            node: Node::new(vs..ve),
+            node: Node {
+                value: vs..ve,
+                parsed: OnceLock::new(),
+                children,
+            },
         });
         i = skip_ws(b, ve);
         match b.get(i)? {
@@ -848,6 +869,24 @@ mod tests {
         let r = Record::from_json(fast).unwrap();
         assert_eq!(r.str_at("userIdentity.arn"), Some("arn:aws:iam::1:root"));
         assert_eq!(r.str_at("userIdentity.o.p"), Some("q\"r"));
+        assert_eq!(r.identity_type(), IdentityType::Root);
+    }
+
+    #[test]
+    fn user_identity_is_indexed_with_the_record() {
+        let indexed = |text: &str| {
+            let r = Record::from_json(text).unwrap();
+            let f = r.field("userIdentity").unwrap();
+            f.node.children.get().map(|c| pairs(text, c))
+        };
+        assert_eq!(
+            indexed(SAMPLE).unwrap().first(),
+            Some(&("type".to_owned(), "\"AssumedRole\"".to_owned()))
+        );
+        // a key with escapes: indexed by serde_json on first read, as any nested object
+        let escaped = r#"{"userIdentity":{"t\u0079pe":"Root"}}"#;
+        assert_eq!(indexed(escaped), None);
+        let r = Record::from_json(escaped).unwrap();
         assert_eq!(r.identity_type(), IdentityType::Root);
     }
 
