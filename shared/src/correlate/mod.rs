@@ -205,31 +205,46 @@ impl Correlator {
         let mut scratch = std::mem::take(&mut batch.scratch);
         // one context per record, shared by every group it feeds (most records feed several)
         let mut context: Option<Arc<Context>> = None;
-        // the group id whose text `scratch.group` holds, and whether the record has one
-        let mut keyed: Option<(usize, bool)> = None;
+        // what the record feeds, by group-by: its group is then computed and found once for
+        // every correlation grouping by the same fields (most group by `userIdentity.arn`)
+        let mut todo = std::mem::take(&mut scratch.todo);
+        todo.clear();
         for rule in matched {
-            let Some(feeds) = self.by_rule.get(&rule.id) else {
+            for &(pi, step) in self.by_rule.get(&rule.id).into_iter().flatten() {
+                if let Some(&gid) = self.plans.get(pi).and_then(|p| p.group_ids.get(step)) {
+                    todo.push((gid, pi, step));
+                }
+            }
+        }
+        todo.sort_by_key(|&(gid, ..)| gid);
+        for run in todo.chunk_by(|a, b| a.0 == b.0) {
+            let Some(&(gid, first_plan, first_step)) = run.first() else {
                 continue;
             };
-            for &(pi, step) in feeds {
+            let Some(paths) = self
+                .plans
+                .get(first_plan)
+                .and_then(|p| p.group_paths.get(first_step))
+            else {
+                continue;
+            };
+            if !group_key(paths, record, &mut scratch.group) {
+                continue;
+            }
+            let Batch { groups, held, .. } = &mut *batch;
+            if groups.len() <= gid {
+                groups.resize_with(gid + 1, Default::default);
+            }
+            let Some(slots) = groups
+                .get_mut(gid)
+                .map(|g| g.entry_ref(scratch.group.as_str()).or_default())
+            else {
+                continue;
+            };
+            for &(_, pi, step) in run {
                 let Some(p) = self.plans.get(pi) else {
                     continue;
                 };
-                let (Some(paths), Some(&gid)) = (p.group_paths.get(step), p.group_ids.get(step))
-                else {
-                    continue;
-                };
-                let found = match keyed {
-                    Some((last, found)) if last == gid => found,
-                    _ => {
-                        let found = group_key(paths, record, &mut scratch.group);
-                        keyed = Some((gid, found));
-                        found
-                    }
-                };
-                if !found {
-                    continue;
-                }
                 let bucket = time.div_euclid(p.span) * p.span;
                 let members = &mut scratch.members;
                 members.clear();
@@ -264,7 +279,28 @@ impl Correlator {
                 if members.is_empty() {
                     continue;
                 }
-                let pending = batch.entry(pi, &scratch.group, bucket);
+                let at = match slots
+                    .iter()
+                    .position(|s| (s.plan, s.bucket) == (pi, bucket))
+                {
+                    Some(at) => at,
+                    None => {
+                        // most groups feed one or two correlations: no doubling for them
+                        if slots.len() < 4 {
+                            slots.reserve_exact(1);
+                        }
+                        slots.push(Slot {
+                            plan: pi,
+                            bucket,
+                            pending: Pending::default(),
+                        });
+                        *held += 1;
+                        slots.len() - 1
+                    }
+                };
+                let Some(pending) = slots.get_mut(at).map(|s| &mut s.pending) else {
+                    continue;
+                };
                 if pending.members.len() < 16 {
                     // most groups see a few events: no doubling for them
                     pending.members.reserve_exact(members.len());
@@ -289,6 +325,7 @@ impl Correlator {
                 }
             }
         }
+        scratch.todo = todo;
         batch.scratch = scratch;
     }
 
@@ -309,15 +346,13 @@ impl Correlator {
             time::OffsetDateTime::now_utc().unix_timestamp()
         };
         // only the groups that fire are collected (a batch can hold tens of thousands)
-        let mut groups: Vec<(usize, String, i64, Pending)> = batch
-            .pending
-            .into_iter()
-            .flat_map(|((pi, bucket), groups)| {
-                groups
-                    .into_iter()
-                    .map(move |(group, pending)| (pi, group, bucket, pending))
-            })
-            .collect();
+        let mut groups: Vec<(usize, Arc<str>, i64, Pending)> = Vec::with_capacity(batch.held);
+        for (group, slots) in batch.groups.into_iter().flatten() {
+            let group: Arc<str> = Arc::from(group);
+            for s in slots {
+                groups.push((s.plan, group.clone(), s.bucket, s.pending));
+            }
+        }
         // in a fixed order (the batch is a hash map): two buckets of one group that both fire
         // claim the earlier episode first, so a scan repeated gives the same finding ids
         groups.sort_unstable_by(|a, b| (a.0, &a.1, a.2).cmp(&(b.0, &b.1, b.2)));
@@ -435,16 +470,30 @@ impl Correlator {
 /// context of a record is shared by every group it feeds.
 #[derive(Debug, Default)]
 pub struct Batch {
-    /// (plan, bucket) -> group -> observations: a record's group is looked up by the text
-    /// it was just read into, without allocating a key.
-    pending: hashbrown::HashMap<(usize, i64), Groups>,
+    /// Per group-by (see `Plan::group_ids`): group text -> its observations, one slot per
+    /// (correlation, bucket). A record's group is looked up once, by the text it was just
+    /// read into, without allocating a key (hashbrown's default hasher is seeded foldhash:
+    /// group texts come from the logs).
+    groups: Vec<hashbrown::HashMap<String, Vec<Slot>>>,
+    /// Slots held, all groups together.
+    held: usize,
     source: Option<Arc<str>>,
     scratch: Scratch,
+}
+
+/// The observations of one group for one correlation and bucket.
+#[derive(Debug)]
+struct Slot {
+    plan: usize,
+    bucket: i64,
+    pending: Pending,
 }
 
 /// Buffers [`Correlator::observe`] reuses from record to record.
 #[derive(Debug, Default)]
 struct Scratch {
+    /// (group-by id, plan, step) the current record feeds.
+    todo: Vec<(usize, usize, usize)>,
     group: String,
     members: Vec<(Set, Member)>,
     /// Contexts no group holds any more, to be overwritten.
@@ -454,30 +503,22 @@ struct Scratch {
 impl Batch {
     /// Whether nothing was observed.
     pub fn is_empty(&self) -> bool {
-        self.pending.is_empty()
+        self.held == 0
     }
 
     /// How many state items the flush will update.
     pub fn len(&self) -> usize {
-        self.pending.values().map(Groups::len).sum()
+        self.held
     }
 
     /// Observations held (members of every set, duplicates included until the flush).
     pub fn members(&self) -> usize {
-        self.pending
-            .values()
-            .flat_map(Groups::values)
-            .map(|p| p.members.len())
+        self.groups
+            .iter()
+            .flat_map(|g| g.values())
+            .flatten()
+            .map(|s| s.pending.members.len())
             .sum()
-    }
-
-    /// The observations of a group, created when absent (the key is allocated only then).
-    fn entry(&mut self, plan: usize, group: &str, bucket: i64) -> &mut Pending {
-        self.pending
-            .entry((plan, bucket))
-            .or_default()
-            .entry_ref(group)
-            .or_default()
     }
 
     /// The label of the input, stored once per batch rather than once per group.
@@ -492,10 +533,6 @@ impl Batch {
         }
     }
 }
-
-/// A bucket's groups (hashbrown's default hasher is seeded foldhash: group texts come from
-/// the logs).
-type Groups = hashbrown::HashMap<String, Pending>;
 
 #[derive(Debug, Default)]
 struct Pending {
