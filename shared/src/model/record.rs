@@ -62,6 +62,8 @@ pub fn max_depth(text: &[u8]) -> usize {
 /// A field of an object: its key and its value's node.
 struct TopField {
     key: Key,
+    /// [`key_tag`] of the key: a lookup compares the key's bytes only when tags agree.
+    tag: u8,
     node: Node,
 }
 
@@ -92,11 +94,13 @@ enum Key {
     Owned(Box<str>),
 }
 
-/// A 128-bit membership filter over key texts: the duplicate-key check (JSON allows
-/// duplicates; the last one wins) runs a linear search only when two keys share a bit.
-fn key_bit(key: &[u8]) -> u128 {
-    // length and the bytes at both ends tell CloudTrail's keys apart; a collision only costs
-    // a linear search
+/// A 7-bit hash of a key's text. Kept with each indexed field, so that a lookup skips the
+/// fields whose tag differs without reading their keys; as a bit of a 128-bit membership
+/// filter, the duplicate-key check (JSON allows duplicates; the last one wins) runs a
+/// linear search only when two keys share a bit.
+fn key_tag(key: &[u8]) -> u8 {
+    // length and the bytes at both ends and in the middle tell CloudTrail's keys apart
+    // (`eventName`/`eventTime` differ only in the middle); a collision only costs a compare
     let b = key;
     let at = |i: usize| u64::from(b.get(i).copied().unwrap_or(0));
     let h = (b.len() as u64)
@@ -105,10 +109,12 @@ fn key_bit(key: &[u8]) -> u128 {
             at(0) << 8
                 | at(1) << 16
                 | at(b.len().wrapping_sub(1)) << 24
-                | at(b.len().wrapping_sub(2)),
+                | at(b.len().wrapping_sub(2))
+                | at(b.len() / 2 + 1) << 32,
         )
         .wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    1u128 << (h >> 57)
+    // the top 7 bits: always below 128
+    (h >> 57) as u8
 }
 
 /// One CloudTrail record (an element of a log file's `Records`, or an EventBridge `detail`).
@@ -186,7 +192,8 @@ impl<'de> Visitor<'de> for TopLevel<'_> {
                 }
                 KeyText::Owned(s) => (Key::Owned(s.as_str().into()), s.as_str()),
             };
-            let bit = key_bit(key_text.as_bytes());
+            let tag = key_tag(key_text.as_bytes());
+            let bit = 1u128 << tag;
             if seen & bit != 0 {
                 // JSON allows duplicate keys; like serde_json's maps, the last one wins
                 if let Some(i) = self.out.iter().position(|f| f.key_in(self.raw) == key_text) {
@@ -196,6 +203,7 @@ impl<'de> Visitor<'de> for TopLevel<'_> {
             seen |= bit;
             self.out.push(TopField {
                 key,
+                tag,
                 node: Node::new(start..start + text.len()),
             });
         }
@@ -290,7 +298,8 @@ fn index_in(b: &[u8], start: usize, room: usize, depth: usize) -> Option<(Vec<To
             Some((children, ve)) => (ve, OnceLock::from(children)),
             None => (skip_value(b, vs, depth, MAX_DEPTH)?, OnceLock::new()),
         };
-        let bit = key_bit(key);
+        let tag = key_tag(key);
+        let bit = 1u128 << tag;
         if seen & bit != 0 {
             // JSON allows duplicate keys; like serde_json's maps, the last one wins
             let same = |f: &TopField| matches!(&f.key, Key::At(r) if b.get(r.clone()) == Some(key));
@@ -301,6 +310,7 @@ fn index_in(b: &[u8], start: usize, room: usize, depth: usize) -> Option<(Vec<To
         seen |= bit;
         out.push(TopField {
             key: Key::At(ks..ke),
+            tag,
             node: Node {
                 value: vs..ve,
                 parsed: OnceLock::new(),
@@ -318,13 +328,19 @@ fn index_in(b: &[u8], start: usize, room: usize, depth: usize) -> Option<(Vec<To
 
 /// The field named `key` (the last one wins on duplicates: they were removed at indexing).
 fn find<'s>(fields: &'s [TopField], raw: &'s str, key: &str) -> Option<&'s TopField> {
-    // every rule's field read lands here: compare lengths first, then bytes (no char
-    // boundary checks: the ranges came from the indexer)
+    // every rule's field read lands here: compare tags first, then lengths, then bytes (no
+    // char boundary checks: the ranges came from the indexer)
     let (raw, key) = (raw.as_bytes(), key.as_bytes());
-    fields.iter().find(|f| match &f.key {
-        Key::At(r) => r.len() == key.len() && raw.get(r.clone()).is_some_and(|k| same_key(k, key)),
-        Key::Owned(k) => k.as_bytes() == key,
-    })
+    let tag = key_tag(key);
+    fields
+        .iter()
+        .filter(|f| f.tag == tag)
+        .find(|f| match &f.key {
+            Key::At(r) => {
+                r.len() == key.len() && raw.get(r.clone()).is_some_and(|k| same_key(k, key))
+            }
+            Key::Owned(k) => k.as_bytes() == key,
+        })
 }
 
 /// `a == b` for two keys of the same length. CloudTrail's keys are 3 to 32 bytes and many
