@@ -301,8 +301,8 @@ impl Correlator {
                 let Some(pending) = slots.get_mut(at).map(|s| &mut s.pending) else {
                     continue;
                 };
-                if pending.members.len() < 16 {
-                    // most groups see a few events: no doubling for them
+                if pending.members.len() < 4 {
+                    // most groups of a busy file see a few events: no doubling for them
                     pending.members.reserve_exact(members.len());
                 }
                 pending.members.append(members);
