@@ -8,6 +8,7 @@
 use crate::detect::ValueRef;
 use aho_corasick::AhoCorasick;
 use ipnet::IpNet;
+use memchr::memmem::Finder;
 use regex::{Regex, RegexBuilder};
 use serde_json::Value;
 use std::io::Write as _;
@@ -24,8 +25,9 @@ pub(crate) enum StrTest {
     Prefix(String),
     Suffix(String),
     /// Substring search, prebuilt (ASCII case-insensitive unless `cased`); the string is the
-    /// shortest needle (one automaton may search for several, see [`merge_contains`]).
-    Contains(String, AhoCorasick),
+    /// shortest needle (one automaton may search for several, see [`merge_contains`]); the
+    /// finders, one per needle, are there when the needles are few (see [`few_finders`]).
+    Contains(String, AhoCorasick, Box<[Finder<'static>]>),
     /// `*`: any string (including empty).
     Any,
     /// Wildcards in the middle, or a `re` modifier.
@@ -184,10 +186,49 @@ fn test_bytes(test: &StrTest, text: &str, fold: bool) -> bool {
             .is_some_and(|h| eq(h, n.as_bytes())),
         // the finder was built case-insensitive for uncased needles (lowercase haystacks
         // for non-ASCII text are fine too: the needle is lowercase)
-        StrTest::Contains(n, finder) => n.len() <= t.len() && finder.is_match(t),
+        StrTest::Contains(n, finder, few) => {
+            n.len() <= t.len() && search_few(few, t, fold).unwrap_or_else(|| finder.is_match(t))
+        }
         StrTest::Any => true,
         StrTest::Regex(re) => re.is_match(text),
     }
+}
+
+/// Most needles searched one by one instead of by the automaton.
+const FEW_NEEDLES: usize = 8;
+
+/// Longest value lowercased on the stack for [`search_few`].
+const FEW_HAYSTACK: usize = 256;
+
+/// One SIMD substring finder per needle when there are at most [`FEW_NEEDLES`]: for a few
+/// short needles over a short value (`userAgent|contains: [trufflehog, pacu, kali, ...]`
+/// is read for every record) a few vector searches cost less than stepping the automaton
+/// through every byte. None (the automaton searches) for longer lists.
+fn few_finders(needles: &[String]) -> Box<[Finder<'static>]> {
+    if needles.len() > FEW_NEEDLES {
+        return Box::default();
+    }
+    needles
+        .iter()
+        .map(|n| Finder::new(n.as_bytes()).into_owned())
+        .collect()
+}
+
+/// Whether `t` contains one of the needles of `few`, ASCII case-insensitively when `fold`
+/// (the needles are lowercase); None when the automaton must answer (no finders, or a value
+/// too long to lowercase on the stack).
+fn search_few(few: &[Finder<'static>], t: &[u8], fold: bool) -> Option<bool> {
+    if few.is_empty() {
+        return None;
+    }
+    if !fold {
+        return Some(few.iter().any(|f| f.find(t).is_some()));
+    }
+    let mut buf = [0u8; FEW_HAYSTACK];
+    let lower = buf.get_mut(..t.len())?;
+    lower.copy_from_slice(t);
+    lower.make_ascii_lowercase();
+    Some(few.iter().any(|f| f.find(lower).is_some()))
 }
 
 /// A piece of a Sigma value after escape processing.
@@ -255,7 +296,8 @@ pub(crate) fn compile_pieces(pieces: &[Piece], cased: bool) -> Result<StrMatch, 
                     .ascii_case_insensitive(!cased)
                     .build([needle.as_str()])
                     .map_err(|e| format!("cannot build a matcher for `{needle}`: {e}"))?;
-                StrTest::Contains(needle, finder)
+                let few = few_finders(std::slice::from_ref(&needle));
+                StrTest::Contains(needle, finder, few)
             }
         },
         None => {
@@ -286,7 +328,7 @@ pub(crate) fn merge_contains(values: Vec<ValueMatch>) -> Result<Vec<ValueMatch>,
         match v {
             ValueMatch::Str(tests) if is_single_contains(&tests) => {
                 let Some(StrMatch {
-                    test: StrTest::Contains(n, _),
+                    test: StrTest::Contains(n, ..),
                     cased,
                 }) = tests.into_iter().next()
                 else {
@@ -314,9 +356,10 @@ pub(crate) fn merge_contains(values: Vec<ValueMatch>) -> Result<Vec<ValueMatch>,
             .ascii_case_insensitive(!cased)
             .build(&list)
             .map_err(|e| format!("cannot build a matcher for {list:?}: {e}"))?;
+        let few = few_finders(&list);
         if let Some(slot) = out.get_mut(i) {
             *slot = ValueMatch::Str(vec![StrMatch {
-                test: StrTest::Contains(shortest, finder),
+                test: StrTest::Contains(shortest, finder, few),
                 cased,
             }]);
         }
@@ -370,6 +413,46 @@ mod tests {
 
     fn m(value: &str, cased: bool) -> StrMatch {
         compile_pieces(&pieces(value), cased).unwrap()
+    }
+
+    #[test]
+    fn few_needles_search_like_the_automaton() {
+        let long = format!("{}pacu", "x".repeat(300));
+        // (value, matches uncased, matches cased)
+        let cases = [
+            ("aws-cli PACU/1", true, false),
+            ("Pacu!", true, true),
+            ("kal", false, false),
+            ("Kali Linux", true, false),
+            ("xü-xy", true, true),
+            ("XÜ-X", true, false),
+            // too long to lowercase on the stack: the automaton answers
+            (long.as_str(), true, false),
+            ("nothing", false, false),
+        ];
+        for cased in [false, true] {
+            let values = ["Pacu", "kali", "ü-x"]
+                .iter()
+                .map(|v| ValueMatch::Str(vec![m(&format!("*{v}*"), cased)]))
+                .collect();
+            let merged = merge_contains(values).unwrap();
+            assert_eq!(merged.len(), 1);
+            let finders = match merged.first() {
+                Some(ValueMatch::Str(tests)) => match tests.as_slice() {
+                    [StrMatch {
+                        test: StrTest::Contains(_, _, few),
+                        ..
+                    }] => few.len(),
+                    _ => 0,
+                },
+                _ => 0,
+            };
+            assert_eq!(finders, 3);
+            for (value, uncased, with_case) in &cases {
+                let want = if cased { *with_case } else { *uncased };
+                assert_eq!(merged[0].is_match(&json!(value)), want, "{value} {cased}");
+            }
+        }
     }
 
     #[test]
