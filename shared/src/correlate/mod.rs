@@ -345,23 +345,25 @@ impl Correlator {
         } else {
             time::OffsetDateTime::now_utc().unix_timestamp()
         };
-        // only the groups that fire are collected (a batch can hold tens of thousands)
-        let mut groups: Vec<(usize, Arc<str>, i64, Pending)> = Vec::with_capacity(batch.held);
+        // each group's text and its hash (part of the state key) once for all its slots
+        let mut groups: Vec<Due> = Vec::with_capacity(batch.held);
         for (group, slots) in batch.groups.into_iter().flatten() {
+            let hash: Arc<str> = Arc::from(short_hash(&group, 16));
             let group: Arc<str> = Arc::from(group);
             for s in slots {
-                groups.push((s.plan, group.clone(), s.bucket, s.pending));
+                groups.push((s.plan, group.clone(), s.bucket, hash.clone(), s.pending));
             }
         }
         // in a fixed order (the batch is a hash map): two buckets of one group that both fire
         // claim the earlier episode first, so a scan repeated gives the same finding ids
         groups.sort_unstable_by(|a, b| (a.0, &a.1, a.2).cmp(&(b.0, &b.1, b.2)));
+        // only the groups that fire are collected (a batch can hold tens of thousands)
         let mut out: Vec<Finding> = stream::iter(groups)
-            .map(|(pi, group, bucket, pending)| async move {
+            .map(|(pi, group, bucket, hash, pending)| async move {
                 let Some(p) = self.plans.get(pi) else {
                     return Ok(None);
                 };
-                self.flush_one(state, p, &group, bucket, pending, now)
+                self.flush_one(state, p, (&group, &hash), bucket, pending, now)
                     .await
                     .map_err(|source| CorrelateError::State {
                         correlation: p.rule.id.clone(),
@@ -381,7 +383,7 @@ impl Correlator {
         &self,
         state: &S,
         p: &Plan,
-        group: &str,
+        (group, gh): (&str, &str),
         bucket: i64,
         pending: Pending,
         now: i64,
@@ -397,7 +399,6 @@ impl Correlator {
         // a flush of more than the cap would fill `d` and have every `n` refused (0 %)
         members.sort_unstable_by(flush_order);
         members.dedup();
-        let gh = short_hash(group, 16);
         let pk = format!("STATE#{}#{gh}", p.rule.id);
         let key = |b: i64| StateKey {
             pk: pk.clone(),
@@ -480,6 +481,9 @@ pub struct Batch {
     source: Option<Arc<str>>,
     scratch: Scratch,
 }
+
+/// A slot on its way to the state: (plan, group text, bucket, group hash, observations).
+type Due = (usize, Arc<str>, i64, Arc<str>, Pending);
 
 /// The observations of one group for one correlation and bucket.
 #[derive(Debug)]
