@@ -111,7 +111,7 @@ impl Parsed {
 impl Stored {
     fn render(&self) -> String {
         match self {
-            Stored::TimedHex(t, h) => format!("{t}|{h:012x}"),
+            Stored::TimedHex(t, h) => Member::Timed(*t, *h).render(),
             Stored::Text(t) => t.to_string(),
         }
     }
@@ -180,7 +180,7 @@ impl Inner {
             out.sets
                 .entry(name(n))
                 .or_default()
-                .insert(format!("{h:012x}"));
+                .insert(Member::Hash(h).render());
         }
         for (n, m) in &item.members {
             out.sets.entry(name(*n)).or_default().insert(m.render());
@@ -227,7 +227,7 @@ impl MemItem {
                     // a set name interned after 65,536 strings: stored as text
                     None => insert_sorted(
                         &mut self.members,
-                        (name, Stored::Text(format!("{h:012x}").into())),
+                        (name, Stored::Text(Member::Hash(h).render().into())),
                     ),
                 },
                 Parsed::Other(m) => insert_sorted(&mut self.members, (name, m)),
@@ -268,28 +268,26 @@ fn merge_sorted(v: &mut Vec<u64>, mut new: Vec<u64>) {
     new.sort_unstable();
     new.dedup();
     new.retain(|x| v.binary_search(x).is_err());
-    match new.len() {
-        0 => {}
-        1 if v.len() < 16 => {
-            v.reserve_exact(1);
-            insert_sorted(v, new[0]);
-        }
-        _ => {
-            // from the back: each old member moves once
-            let (mut i, mut j) = (v.len(), new.len());
-            v.resize(i + j, 0);
-            let mut out = v.len();
-            while j > 0 {
-                out -= 1;
-                let take_new = i == 0 || new[j - 1] > v[i - 1];
-                if take_new {
-                    j -= 1;
-                    v[out] = new[j];
-                } else {
-                    i -= 1;
-                    v[out] = v[i];
-                }
-            }
+    if new.is_empty() {
+        return;
+    }
+    if v.len() < 16 {
+        // most items hold a few members: no doubling for them
+        v.reserve_exact(new.len());
+    }
+    // from the back: each old member moves once
+    let (mut i, mut j) = (v.len(), new.len());
+    v.resize(i + j, 0);
+    let mut out = v.len();
+    while j > 0 {
+        out -= 1;
+        let take_new = i == 0 || new[j - 1] > v[i - 1];
+        if take_new {
+            j -= 1;
+            v[out] = new[j];
+        } else {
+            i -= 1;
+            v[out] = v[i];
         }
     }
 }
