@@ -88,6 +88,15 @@ struct Correlation {
     state: MemCorrelationState,
 }
 
+impl Correlation {
+    /// Write `batch` to the state (in memory: a flush cannot fail transiently, and it runs
+    /// on the calling worker).
+    fn flush(&self, rt: &tokio::runtime::Handle, batch: Batch) -> anyhow::Result<Vec<Finding>> {
+        rt.block_on(self.correlator.flush(&self.state, batch))
+            .context("correlating")
+    }
+}
+
 /// How often (in finished files) the scan drops expired correlation state.
 const EVICT_EVERY: usize = 32;
 
@@ -342,13 +351,13 @@ pub fn run(args: &ScanArgs, rt: &tokio::runtime::Handle) -> anyhow::Result<ExitC
     // write held observations to the state, then let the queue know their files are done
     let flush_held = |batch: Batch, held: &mut Vec<(usize, String)>| {
         if !batch.is_empty() {
-            match rt.block_on(correlation.correlator.flush(&correlation.state, batch)) {
+            match correlation.flush(rt, batch) {
                 Ok(found) => found.into_iter().for_each(&emit),
                 Err(e) => {
                     if let Ok(mut f) = failures.lock() {
                         for (_, label) in held.iter() {
                             totals.files_with_errors.fetch_add(1, Ordering::Relaxed);
-                            f.push(format!("{label}: correlating: {e:#}"));
+                            f.push(format!("{label}: {e:#}"));
                         }
                     }
                 }
@@ -450,11 +459,6 @@ fn scan_one(
         }
     };
     let records = ingest::open(reader, opts).context("cannot read")?;
-    // in-memory state: a flush cannot fail transiently, and it runs on this worker
-    let flush = |batch: Batch| {
-        rt.block_on(correlation.correlator.flush(&correlation.state, batch))
-            .context("correlating")
-    };
     let mut found = Vec::new();
     let mut failed = None;
     let report = pipeline::scan_observed(records, rules, label, emit, |record, matched| {
@@ -465,7 +469,7 @@ fn scan_one(
         // its end: write them to the state as the file goes (updates are idempotent and
         // order-independent, as across the files of one scan)
         if batch.len() >= FLUSH_GROUPS && failed.is_none() {
-            match flush(std::mem::take(batch)) {
+            match correlation.flush(rt, std::mem::take(batch)) {
                 Ok(f) => found.extend(f),
                 Err(e) => failed = Some(e),
             }
