@@ -207,17 +207,16 @@ impl Correlator {
         let mut context: Option<Arc<Context>> = None;
         // what the record feeds, by group-by: its group is then computed and found once for
         // every correlation grouping by the same fields (most group by `userIdentity.arn`)
-        let mut todo = std::mem::take(&mut scratch.todo);
-        todo.clear();
+        scratch.todo.clear();
         for rule in matched {
             for &(pi, step) in self.by_rule.get(&rule.id).into_iter().flatten() {
                 if let Some(&gid) = self.plans.get(pi).and_then(|p| p.group_ids.get(step)) {
-                    todo.push((gid, pi, step));
+                    scratch.todo.push((gid, pi, step));
                 }
             }
         }
-        todo.sort_by_key(|&(gid, ..)| gid);
-        for run in todo.chunk_by(|a, b| a.0 == b.0) {
+        scratch.todo.sort_by_key(|&(gid, ..)| gid);
+        for run in scratch.todo.chunk_by(|a, b| a.0 == b.0) {
             let Some(&(gid, first_plan, first_step)) = run.first() else {
                 continue;
             };
@@ -325,7 +324,6 @@ impl Correlator {
                 }
             }
         }
-        scratch.todo = todo;
         batch.scratch = scratch;
     }
 
