@@ -73,6 +73,9 @@ struct TopField {
 /// only `type`, never the rest of the object).
 struct Node {
     value: Range<usize>,
+    /// The value is a string without escapes (known from indexing): its text between the
+    /// quotes is the value, no need to look for a `\` on every read. `false` when unknown.
+    plain: bool,
     parsed: OnceLock<Value>,
     children: OnceLock<Vec<TopField>>,
 }
@@ -81,6 +84,7 @@ impl Node {
     fn new(value: Range<usize>) -> Self {
         Node {
             value,
+            plain: false,
             parsed: OnceLock::new(),
             children: OnceLock::new(),
         }
@@ -294,9 +298,14 @@ fn index_in(b: &[u8], start: usize, room: usize, depth: usize) -> Option<(Vec<To
         } else {
             None
         };
-        let (ve, children) = match eager {
-            Some((children, ve)) => (ve, OnceLock::from(children)),
-            None => (skip_value(b, vs, depth, MAX_DEPTH)?, OnceLock::new()),
+        let (ve, children, plain) = match eager {
+            Some((children, ve)) => (ve, OnceLock::from(children), false),
+            // strings are most values: skipping one tells whether it holds escapes
+            None if b.get(vs) == Some(&b'"') => {
+                let (ve, escaped) = skip_str(b, vs + 1)?;
+                (ve, OnceLock::new(), !escaped)
+            }
+            None => (skip_value(b, vs, depth, MAX_DEPTH)?, OnceLock::new(), false),
         };
         let tag = key_tag(key);
         let bit = 1u128 << tag;
@@ -313,6 +322,7 @@ fn index_in(b: &[u8], start: usize, room: usize, depth: usize) -> Option<(Vec<To
             tag,
             node: Node {
                 value: vs..ve,
+                plain,
                 parsed: OnceLock::new(),
                 children,
             },
@@ -471,10 +481,8 @@ impl Record {
         n.parsed.get_or_init(|| {
             let text = self.text_of(n);
             // the common leaves need no parser: strings without escapes and literals
-            if let Some(inner) = text.strip_prefix('"').and_then(|t| t.strip_suffix('"')) {
-                if !inner.contains('\\') {
-                    return Value::String(inner.to_owned());
-                }
+            if let Some(inner) = self.plain_str_of(n) {
+                return Value::String(inner.to_owned());
             }
             match text {
                 "null" => return Value::Null,
@@ -512,13 +520,18 @@ impl Record {
         })
     }
 
+    /// The body of a string node that holds no escapes (its value, borrowed from the text).
+    fn plain_str_of<'s>(&'s self, n: &'s Node) -> Option<&'s str> {
+        let text = self.text_of(n);
+        let inner = text.strip_prefix('"').and_then(|t| t.strip_suffix('"'))?;
+        // the indexer saw a string without escapes: no need to look for one again
+        (n.plain || !inner.contains('\\')).then_some(inner)
+    }
+
     /// A string node borrowed from the text when it holds no escapes.
     fn str_of<'s>(&'s self, n: &'s Node) -> Option<&'s str> {
-        let text = self.text_of(n);
-        if let Some(inner) = text.strip_prefix('"').and_then(|t| t.strip_suffix('"')) {
-            if !inner.contains('\\') {
-                return Some(inner);
-            }
+        if let Some(inner) = self.plain_str_of(n) {
+            return Some(inner);
         }
         self.value_of(n).as_str()
     }
@@ -564,10 +577,8 @@ impl Record {
         static FALSE: Value = Value::Bool(false);
         let text = self.text_of(n);
         let Some((head, rest)) = path.split_first() else {
-            if let Some(inner) = text.strip_prefix('"').and_then(|t| t.strip_suffix('"')) {
-                if !inner.contains('\\') {
-                    return f(ValueRef::Str(inner));
-                }
+            if let Some(inner) = self.plain_str_of(n) {
+                return f(ValueRef::Str(inner));
             }
             return match text {
                 "null" => f(ValueRef::Json(&NULL)),
@@ -968,6 +979,20 @@ mod tests {
                 .collect::<Vec<_>>(),
             ["ab"]
         );
+    }
+
+    #[test]
+    fn plain_flag_marks_only_strings_without_escapes() {
+        let text = r#"{"a":"x","b":"y\"z","c":1,"d":"","e":"\u0041"}"#;
+        let r = Record::from_json(text).unwrap();
+        let plain = |k: &str| r.field(k).unwrap().node.plain;
+        assert!(plain("a") && plain("d"));
+        assert!(!plain("b") && !plain("c") && !plain("e"));
+        assert_eq!(r.str_field("a"), Some("x"));
+        assert_eq!(r.str_field("b"), Some("y\"z"));
+        assert_eq!(r.str_field("d"), Some(""));
+        assert_eq!(r.str_field("e"), Some("A"));
+        assert_eq!(r.get("b"), Some(&Value::String("y\"z".into())));
     }
 
     #[test]
