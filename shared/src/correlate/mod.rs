@@ -305,7 +305,17 @@ impl Correlator {
                     pending.members.reserve_exact(members.len());
                 }
                 pending.members.append(members);
-                let old = pending.offer(time, &event_id, || {
+                // a ratio finding shows the call that counts: the latest numerator event,
+                // else the earliest call (the context is then built once per group and
+                // batch, not for every call of every principal)
+                let role = match &p.shape {
+                    Shape::Ratio { numerator, .. } => match numerator.get(step) {
+                        Some(true) => Role::Latest,
+                        _ => Role::Earliest,
+                    },
+                    _ => Role::Latest,
+                };
+                let old = pending.offer(time, &event_id, role, || {
                     context
                         .get_or_insert_with(|| {
                             let reuse = scratch.spare.pop();
@@ -390,7 +400,7 @@ impl Correlator {
             mut members,
             latest,
         } = pending;
-        let Some(context) = latest else {
+        let Some((_, context)) = latest else {
             return Ok(None);
         };
         // one event's members of every set side by side (ratio: its `d` and `n`): set by set,
@@ -540,27 +550,46 @@ impl Batch {
 struct Pending {
     /// Unsorted, possibly repeated; sorted and deduplicated by the flush.
     members: Vec<(Set, Member)>,
-    latest: Option<Arc<Context>>,
+    /// The observation the finding shows, and how it was chosen.
+    latest: Option<(Role, Arc<Context>)>,
+}
+
+/// Which observation of a group a finding shows (see [`Pending::offer`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Role {
+    /// The earliest (then the smallest event id): a ratio's calls outside the numerator.
+    Earliest,
+    /// The latest (then the largest event id); preferred to any [`Role::Earliest`].
+    Latest,
 }
 
 impl Pending {
-    /// Keep `context` if it is the latest observation (then the largest event id): the same
-    /// whatever order records arrive in.
+    /// Keep `context` if it is the observation to show: of the observations offered as
+    /// [`Role::Latest`] the latest, else of those offered as [`Role::Earliest`] the earliest.
+    /// The same whatever order records arrive in.
     /// Returns the context it replaced.
     fn offer(
         &mut self,
         time: i64,
         event_id: &str,
+        role: Role,
         context: impl FnOnce() -> Arc<Context>,
     ) -> Option<Arc<Context>> {
-        if self
-            .latest
-            .as_ref()
-            .is_some_and(|c| (c.time, c.get(Ctx::EventId)) >= (time, event_id))
-        {
-            return None;
+        if let Some((held, c)) = &self.latest {
+            let order = (c.time, c.get(Ctx::EventId)).cmp(&(time, event_id));
+            let keep = match role.cmp(held) {
+                std::cmp::Ordering::Less => true,
+                std::cmp::Ordering::Greater => false,
+                std::cmp::Ordering::Equal => match role {
+                    Role::Latest => order.is_ge(),
+                    Role::Earliest => order.is_le(),
+                },
+            };
+            if keep {
+                return None;
+            }
         }
-        self.latest.replace(context())
+        self.latest.replace((role, context())).map(|(_, c)| c)
     }
 
     /// Keep the first `n` distinct members in flush order ([`flush_order`])
@@ -629,7 +658,7 @@ fn hash48(s: &str) -> u64 {
         .fold(0u64, |acc, b| (acc << 8) | u64::from(*b))
 }
 
-/// The latest observation of a group: what the correlation finding shows. Its texts are
+/// The observation of a group a correlation finding shows (see [`Pending::offer`]). Its texts are
 /// kept in one string (tens of thousands of groups can wait in a batch).
 #[derive(Debug)]
 struct Context {

@@ -268,12 +268,6 @@ async fn ratio_counts_shares_per_principal_and_day() {
     let c = Correlator::new(&rules);
     assert!(c.warnings().is_empty(), "{:?}", c.warnings());
     let state = MemCorrelationState::default();
-    let ok = |id: &str, s: i64, who: &str| {
-        let mut v: serde_json::Value =
-            serde_json::from_str(record(id, s, who, "GetUser").as_json()).unwrap();
-        v.as_object_mut().unwrap().remove("errorCode");
-        Record::from_value(&v).unwrap()
-    };
     // bob: 4 denied of 10 (40%) -> no; alice: 4 denied of 7 (57%) -> yes
     let mut recs = Vec::new();
     for i in 0..4 {
@@ -281,10 +275,10 @@ async fn ratio_counts_shares_per_principal_and_day() {
         recs.push(record(&format!("ad{i}"), i * 100, ALICE, "X"));
     }
     for i in 0..6 {
-        recs.push(ok(&format!("bo{i}"), 1000 + i, BOB));
+        recs.push(allowed(&format!("bo{i}"), 1000 + i, BOB));
     }
     for i in 0..3 {
-        recs.push(ok(&format!("ao{i}"), 1000 + i, ALICE));
+        recs.push(allowed(&format!("ao{i}"), 1000 + i, ALICE));
     }
     let found: Vec<Finding> = run_with(&c, &rules, &state, &recs, 100)
         .await
@@ -298,6 +292,60 @@ async fn ratio_counts_shares_per_principal_and_day() {
         "{}",
         found[0].title
     );
+}
+
+/// A call by `who` that is not denied (only the ratio's denominator).
+fn allowed(id: &str, secs: i64, who: &str) -> Record {
+    let mut v: serde_json::Value =
+        serde_json::from_str(record(id, secs, who, "GetUser").as_json()).unwrap();
+    v.as_object_mut().unwrap().remove("errorCode");
+    Record::from_value(&v).unwrap()
+}
+
+#[tokio::test]
+async fn a_ratio_finding_shows_the_latest_numerator_call_else_the_earliest_call() {
+    let ratio = ratio_rule(2, 10, 3);
+    let rules = set(&[("any.yml", ACTIVITY), ("ratio.yml", &ratio)]);
+    let shown = |found: Vec<Finding>| -> Vec<String> {
+        found
+            .into_iter()
+            .filter(|f| f.rule_id == "c-ratio")
+            .map(|f| f.event_id)
+            .collect()
+    };
+    // one batch: the latest denied call, whatever the order the calls arrive in
+    let calls = [
+        allowed("x0", 0, ALICE),
+        record("n0", 50, ALICE, "X"),
+        allowed("x1", 100, ALICE),
+        record("n1", 200, ALICE, "X"),
+        allowed("x3", 300, ALICE),
+    ];
+    for rotate in 0..calls.len() {
+        for reverse in [false, true] {
+            let mut order: Vec<Record> = calls
+                .iter()
+                .map(|r| Record::from_json(r.as_json().to_owned()).unwrap())
+                .collect();
+            order.rotate_left(rotate);
+            if reverse {
+                order.reverse();
+            }
+            let state = MemCorrelationState::default();
+            let found = run(&rules, &state, &order, order.len()).await;
+            assert_eq!(shown(found), ["n1"], "rotate {rotate}, reverse {reverse}");
+        }
+    }
+    // a batch without a denied call that makes the ratio hold shows its earliest call
+    for later in [
+        [allowed("y2", 900, ALICE), allowed("y1", 800, ALICE)],
+        [allowed("y1", 800, ALICE), allowed("y2", 900, ALICE)],
+    ] {
+        let state = MemCorrelationState::default();
+        let first = [record("n0", 50, ALICE, "X"), record("n1", 60, ALICE, "X")];
+        assert!(shown(run(&rules, &state, &first, 2).await).is_empty());
+        assert_eq!(shown(run(&rules, &state, &later, 2).await), ["y1"]);
+    }
 }
 
 #[tokio::test]
