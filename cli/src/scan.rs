@@ -393,6 +393,11 @@ pub fn run(args: &ScanArgs, rt: &tokio::runtime::Handle) -> anyhow::Result<ExitC
     if let Some(bar) = &progress {
         bar.finish_and_clear();
     }
+    tracing::debug!(
+        items = correlation.state.len(),
+        updates = correlation.state.updates(),
+        "correlation state at the end of the scan"
+    );
     // after a long scan the state holds millions of small allocations and the process is
     // about to exit: leave them to the OS rather than free them one by one (2 % of a scan)
     std::mem::forget(correlation);
