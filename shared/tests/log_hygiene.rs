@@ -371,7 +371,7 @@ async fn event_handler_logs_no_secrets_or_bodies() {
     let rules = rules();
     let store = MemFindingStore::default();
     let notifier = MemNotifier::default();
-    let correlator = Correlator::new(&rules);
+    let (correlator, _) = Correlator::new(&rules).leaving_out_ratios();
     let state = MemCorrelationState::default();
     let h = EventHandler {
         cfg: &cfg,

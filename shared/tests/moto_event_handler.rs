@@ -56,7 +56,7 @@ impl Env {
         let remediator = AwsRemediator::load(&self.cfg, ports.sdk_config())
             .await
             .unwrap();
-        let correlator = Correlator::new(&self.rules);
+        let (correlator, _) = Correlator::new(&self.rules).leaving_out_ratios();
         let state = MemCorrelationState::default();
         let h = EventHandler {
             cfg: &self.cfg,

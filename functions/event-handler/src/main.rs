@@ -13,9 +13,14 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     lambda_runtime::tracing::init_default_subscriber();
     let cfg = trailwatch::Config::from_env()?;
     let rules = load_rules(&cfg)?;
-    let correlator = Correlator::new(&rules);
+    // day-long ratios are left to the log-processor, which sees every call (see
+    // `Correlator::leaving_out_ratios`)
+    let (correlator, left_out) = Correlator::new(&rules).leaving_out_ratios();
     for w in correlator.warnings() {
         lambda_runtime::tracing::warn!(warning = %w, "correlation not evaluated");
+    }
+    if !left_out.is_empty() {
+        lambda_runtime::tracing::info!(correlations = ?left_out, "ratio correlations left to the log-processor");
     }
     let allowlist = load_allowlist(&cfg)?;
     let ports = Ports::load(&cfg).await;

@@ -172,6 +172,38 @@ impl Correlator {
         self
     }
 
+    /// Leave out the ratio correlations (`trailwatch.ratio`): for the event-handler. A ratio
+    /// counts every call of a principal over a day, so on the per-event path it costs a state
+    /// update of a growing item for nearly every event (DynamoDB bills an update by the
+    /// item's size: ~3 write units per event on the bench corpus), while the event-handler
+    /// sees only part of the calls (write events, by default) and the log-processor counts
+    /// all of them minutes later, which a day-long window does not notice.
+    /// Returns the correlator and the ids left out.
+    pub fn leaving_out_ratios(self) -> (Correlator, Vec<String>) {
+        let mut kept = Correlator {
+            plans: Vec::new(),
+            by_rule: hashbrown::HashMap::new(),
+            warnings: self.warnings,
+            log_time_expiry: self.log_time_expiry,
+        };
+        let mut left_out = Vec::new();
+        for p in self.plans {
+            if matches!(p.shape, Shape::Ratio { .. }) {
+                left_out.push(p.rule.id);
+                continue;
+            }
+            let idx = kept.plans.len();
+            for (step, id) in p.rule.rules.iter().enumerate() {
+                kept.by_rule
+                    .entry(id.clone())
+                    .or_default()
+                    .push((idx, step));
+            }
+            kept.plans.push(p);
+        }
+        (kept, left_out)
+    }
+
     /// Why some correlations are not evaluated.
     pub fn warnings(&self) -> &[String] {
         &self.warnings

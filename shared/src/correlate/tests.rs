@@ -349,6 +349,33 @@ async fn a_ratio_finding_shows_the_latest_numerator_call_else_the_earliest_call(
 }
 
 #[tokio::test]
+async fn leaving_out_ratios_keeps_the_other_correlations_and_writes_no_ratio_state() {
+    let ratio = ratio_rule(2, 10, 3);
+    let rules = set(&[("any.yml", ACTIVITY), ("ratio.yml", &ratio)]);
+    let (c, left_out) = Correlator::new(&rules).leaving_out_ratios();
+    assert_eq!(left_out, ["c-ratio"]);
+    assert_eq!(c.correlation_ids().collect::<Vec<_>>(), ["c-burst"]);
+    let state = MemCorrelationState::default();
+    let recs: Vec<Record> = (0..4)
+        .map(|i| record(&format!("e{i}"), i * 60, ALICE, "X"))
+        .collect();
+    let found = run_with(&c, &rules, &state, &recs, 1).await;
+    // the burst still fires (at the 3rd and 4th call); nothing of the ratio is written
+    assert!(!found.is_empty());
+    assert!(found.iter().all(|f| f.rule_id == "c-burst"), "{found:?}");
+    let day = (1_794_999_600_i64).div_euclid(86_400) * 86_400;
+    let ratio_key = StateKey {
+        pk: format!("STATE#c-ratio#{}", short_hash(ALICE, 16)),
+        sk: day.to_string(),
+    };
+    assert!(state.item(&ratio_key).is_none());
+    // the full correlator does write it
+    let state = MemCorrelationState::default();
+    run(&rules, &state, &recs, 1).await;
+    assert!(state.item(&ratio_key).is_some());
+}
+
+#[tokio::test]
 async fn a_ratio_flush_beyond_the_cap_still_counts_the_numerator() {
     let ratio = ratio_rule(150, 80, 200);
     let rules = set(&[("any.yml", ACTIVITY), ("ratio.yml", &ratio)]);

@@ -561,7 +561,7 @@ mod tests {
                 store,
                 notifier: MemNotifier::default(),
                 remediator,
-                correlator: Correlator::new(rules()),
+                correlator: Correlator::new(rules()).leaving_out_ratios().0,
                 state: MemCorrelationState::default(),
                 allowlist: None,
             }

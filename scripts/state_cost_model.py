@@ -1,0 +1,140 @@
+#!/usr/bin/env python3
+"""DynamoDB write units spent on the two ratio correlations' state, per million records.
+
+    state_cost_model.py --trailwatch target/release/trailwatch CORPUS_DIR
+
+A ratio correlation counts every call of a principal over a UTC day: its state item
+(`STATE#<correlation>#<group>`, `sk` = day) holds the 12-character hashes of up to 2,000
+calls in the sets `d` (all calls) and `n` (the numerator). DynamoDB bills an `UpdateItem` by
+the larger of the item's size before and after it (1 write unit per KB, rounded up; a
+refused conditional update is billed too), so the cost grows with busy principals.
+
+Which record feeds which ratio is asked of trailwatch itself: the script scans the corpus
+with only the bundled building blocks (`rules/correlations/base`), which then report every
+match as a finding, and reads event ids, principals, times and files from the JSONL. It then
+replays the two delivery paths:
+
+- log-processor: one flush per object (files in delivery order = name order), one update
+  per (ratio, principal, day) the object touched, at most 100 members per update;
+- event-handler (as it was before it left ratios to the log-processor): one update per
+  ratio per write event, with the items holding every call (both paths write them).
+
+Prices: on-demand $0.625 per million write request units (us-east-1, November 2026).
+"""
+
+import argparse
+import collections
+import json
+import math
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+
+RATIOS = {
+    # correlation -> (numerator building block, denominator building block)
+    "tw-corr-enumeration-ratio": ("tw-base-enumeration-call", "tw-base-principal-activity"),
+    "tw-corr-privilege-escalation-ratio": ("tw-base-privesc-call", "tw-base-principal-activity"),
+}
+CAP = 2000
+MEMBERS_PER_UPDATE = 100
+PRICE_PER_WRU = 0.625 / 1e6
+
+
+def item_bytes(d, n, group):
+    """Attribute names + values: pk (~70), sk, correlation, group, bucket, expires_at, sets."""
+    return 2 + 70 + 2 + 10 + 11 + 36 + 5 + len(group) + 6 + 10 + 10 + 10 + 2 + 12 * (d + n)
+
+
+def wru(before, after):
+    return math.ceil(max(before, after) / 1024)
+
+
+def matches(trailwatch, corpus, repo):
+    """(file, event id, time, principal, read_only?) -> set of building blocks matched."""
+    with tempfile.TemporaryDirectory() as tmp:
+        base = os.path.join(tmp, "base")
+        shutil.copytree(os.path.join(repo, "rules", "correlations", "base"), base)
+        out = subprocess.run(
+            [trailwatch, "scan", "--threads", "1", "--format", "jsonl", "--rules", base, corpus],
+            capture_output=True, text=True, check=False)
+        if out.returncode not in (0, 1):
+            sys.exit(f"trailwatch scan failed ({out.returncode}): {out.stderr.strip()}")
+    events = collections.defaultdict(set)
+    for line in out.stdout.splitlines():
+        f = json.loads(line)
+        if f.get("principal"):
+            key = (os.path.basename(f["source"]), f["event_id"], f["event_time"], f["principal"])
+            events[key].add(f["rule_id"])
+    return events
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--trailwatch", default="target/release/trailwatch")
+    ap.add_argument("corpus")
+    args = ap.parse_args()
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    records = int(json.load(open(args.corpus.rstrip("/") + ".manifest.json"))["totals"]["records"]) \
+        if os.path.exists(args.corpus.rstrip("/") + ".manifest.json") else None
+    events = matches(args.trailwatch, args.corpus, repo)
+    if records is None:
+        sys.exit("needs the generator's manifest (CORPUS.manifest.json) for the record count")
+
+    # log-processor: per object, per (ratio, principal, day)
+    by_file = collections.defaultdict(list)
+    for (src, eid, t, who), rules in events.items():
+        by_file[src].append((eid, t, who, rules))
+    items = {}
+    updates = units = 0
+    for src in sorted(by_file):
+        pending = collections.defaultdict(lambda: ([], set()))
+        for eid, t, who, rules in by_file[src]:
+            for corr, (num, den) in RATIOS.items():
+                if den in rules:
+                    d, n = pending[(corr, who, t[:10])]
+                    d.append(eid)
+                    if num in rules:
+                        n.add(eid)
+        for key, (d, n) in pending.items():
+            it = items.setdefault(key, [set(), 0])
+            new = sorted(set(d) - it[0])
+            for i in range(0, max(len(new), 1), MEMBERS_PER_UPDATE):
+                before = item_bytes(len(it[0]), it[1], key[1])
+                updates += 1
+                if len(it[0]) >= CAP:
+                    units += wru(before, before)
+                    break
+                chunk = new[i:i + MEMBERS_PER_UPDATE]
+                it[0].update(chunk)
+                it[1] += sum(1 for e in chunk if e in n)
+                units += wru(before, item_bytes(len(it[0]), it[1], key[1]))
+    per_m = 1e6 / records
+    print(f"corpus: {records:,} records, {len(by_file)} files with ratio input, {len(items):,} ratio items")
+    print(f"log-processor: {updates:,} updates, {units:,} WRU = {updates * per_m:,.0f} updates, "
+          f"{units * per_m:,.0f} WRU, ${units * per_m * PRICE_PER_WRU:.2f} per million records")
+
+    # event-handler before it left the ratios out: one update per ratio per delivered call,
+    # the items holding every call (the log path writes them too); EventBridge delivers the
+    # write calls by default, whose items are as large as anyone's: the units per call apply
+    seen = collections.defaultdict(lambda: [0, 0])
+    eh_units = eh_updates = 0
+    for (src, eid, t, who), rules in sorted(events.items(), key=lambda kv: kv[0][2]):
+        for corr, (num, den) in RATIOS.items():
+            if den in rules:
+                it = seen[(corr, who, t[:10])]
+                before = item_bytes(it[0], it[1], who)
+                if it[0] < CAP:
+                    it[0] += 1
+                    it[1] += num in rules
+                eh_updates += 1
+                eh_units += wru(before, item_bytes(it[0], it[1], who))
+    calls = sum(1 for rules in events.values() if "tw-base-principal-activity" in rules)
+    print(f"event-handler with ratios, every call delivered: {eh_updates:,} updates, {eh_units:,} WRU = "
+          f"{eh_units / max(calls, 1):.1f} WRU per call, ${eh_units / max(calls, 1) * 1e6 * PRICE_PER_WRU:.2f} "
+          f"per million calls")
+
+
+if __name__ == "__main__":
+    main()
