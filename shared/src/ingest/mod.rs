@@ -340,14 +340,13 @@ impl<R: BufRead> RecordReader<R> {
         self.pending.push_back(Item::Record(r));
     }
 
-    /// A record object in `self.buf`, validated and indexed while it was still in the
-    /// stream's buffer.
-    fn indexed_element(&mut self, at: Position, index: record::FieldIndex) {
+    /// A record object validated, indexed and copied while it was still in the stream's
+    /// buffer (`None`: its bytes are not UTF-8).
+    fn indexed_element(&mut self, at: Position, read: (record::FieldIndex, Option<Box<str>>)) {
         self.index += 1;
-        let bytes = std::mem::replace(&mut self.buf, Vec::with_capacity(RECORD_BUF));
-        match String::from_utf8(bytes) {
-            Ok(text) => self.classify(Ok(Record::from_indexed(text.into(), index)), at),
-            Err(_) => self.reject(at, RejectReason::Utf8),
+        match read {
+            (index, Some(text)) => self.classify(Ok(Record::from_indexed(text, index)), at),
+            (_, None) => self.reject(at, RejectReason::Utf8),
         }
     }
 
@@ -682,14 +681,18 @@ impl<R: BufRead> RecordReader<R> {
         if records != Some(true) {
             // most records lie whole in the inflater's buffer: find the end, validate and
             // index the top-level fields in one pass; anything else takes the scan below
-            self.buf.clear();
             let limit = self.opts.max_record_bytes;
-            match self
-                .scan
-                .value_in_buffer(&mut self.buf, limit, record::index_object)
-            {
-                Ok(Some(index)) => {
-                    self.indexed_element(at, index);
+            // the record's text is allocated at its exact size straight from the stream's
+            // buffer: no record-sized scratch buffer handed over and shrunk per record
+            let read = |b: &[u8]| {
+                let (index, len) = record::index_object(b)?;
+                let text = b.get(..len).filter(|_| len <= limit)?;
+                let text = std::str::from_utf8(text).ok().map(Box::<str>::from);
+                Some(((index, text), len))
+            };
+            match self.scan.value_in_buffer(read) {
+                Ok(Some(read)) => {
+                    self.indexed_element(at, read);
                     return Ok(());
                 }
                 Ok(None) => {}

@@ -248,30 +248,25 @@ impl<R: BufRead> Scanner<R> {
     }
 
     /// When the value at the next non-whitespace byte lies whole in the reader's current
-    /// buffer and `read` accepts it (`Some((result, length))`, at most `limit` bytes),
-    /// copy it into `out` (appending), consume it and return the result; otherwise consume
-    /// nothing and return `None` (the caller scans with [`Scanner::value`]). This lets a
-    /// caller validate and index a record in the same pass that finds its end.
+    /// buffer and `read` accepts it (`Some((result, length))`, reading the value's text
+    /// in place), consume it and return the result; otherwise consume nothing and return
+    /// `None` (the caller scans with [`Scanner::value`]). This lets a caller validate,
+    /// index and copy a record in the same pass that finds its end, with no copy through
+    /// an intermediate buffer.
     ///
     /// # Errors
     /// [`ScanError::Io`] when reading fails.
     pub(crate) fn value_in_buffer<T>(
         &mut self,
-        out: &mut Vec<u8>,
-        limit: usize,
         read: impl FnOnce(&[u8]) -> Option<(T, usize)>,
     ) -> Result<Option<T>, ScanError> {
         if self.peek()?.is_none() {
             return Ok(None);
         }
         let buf = self.inner.fill_buf()?;
-        let Some((found, len)) = read(buf) else {
+        let Some((found, len)) = read(buf).filter(|(_, len)| *len <= buf.len()) else {
             return Ok(None);
         };
-        let Some(text) = buf.get(..len).filter(|_| len <= limit) else {
-            return Ok(None);
-        };
-        out.extend_from_slice(text);
         self.max_depth = 0;
         self.consume(len);
         Ok(Some(found))
