@@ -179,7 +179,12 @@ fn skip_container(b: &[u8], i: usize, close: u8, depth: usize, max_depth: usize)
             }
             i = skip_ws(b, i + 1);
         }
-        i = skip_ws(b, skip_value(b, i, depth, max_depth)?);
+        // string members and elements (most of them) skip without a call per value
+        let end = match b.get(i) {
+            Some(b'"') => skip_str(b, i + 1)?.0,
+            _ => skip_value(b, i, depth, max_depth)?,
+        };
+        i = skip_ws(b, end);
         match b.get(i)? {
             b',' => i = skip_ws(b, i + 1),
             c if *c == close => return Some(i + 1),

@@ -311,7 +311,11 @@ fn index_in(b: &[u8], start: usize, room: usize, depth: usize) -> Option<(Vec<To
         let bit = 1u128 << tag;
         if seen & bit != 0 {
             // JSON allows duplicate keys; like serde_json's maps, the last one wins
-            let same = |f: &TopField| matches!(&f.key, Key::At(r) if b.get(r.clone()) == Some(key));
+            // (about one record in two has two keys sharing a tag: compare only those)
+            let same = |f: &TopField| {
+                f.tag == tag
+                    && matches!(&f.key, Key::At(r) if b.get(r.clone()).is_some_and(|k| same_key(k, key)))
+            };
             if let Some(p) = out.iter().position(same) {
                 out.remove(p);
             }
