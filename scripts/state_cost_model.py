@@ -4,8 +4,8 @@
     state_cost_model.py --trailwatch target/release/trailwatch CORPUS_DIR
 
 A ratio correlation counts every call of a principal over a UTC day: its state item
-(`STATE#<correlation>#<group>`, `sk` = day) holds the 12-character hashes of up to 2,000
-calls in the sets `d` (all calls) and `n` (the numerator). DynamoDB bills an `UpdateItem` by
+(`STATE#ratio-<hash>#<group>`, `sk` = day) holds the 12-character hashes of up to 2,000
+calls in the set `d` (all calls) and one numerator set `n_<hash>` per ratio. DynamoDB bills an `UpdateItem` by
 the larger of the item's size before and after it (1 write unit per KB, rounded up; a
 refused conditional update is billed too), so the cost grows with busy principals.
 
@@ -15,7 +15,9 @@ match as a finding, and reads event ids, principals, times and files from the JS
 replays the two delivery paths:
 
 - log-processor: one flush per object (files in delivery order = name order), one update
-  per (ratio, principal, day) the object touched, at most 100 members per update;
+  per (item, principal, day) the object touched, at most 100 members per update; in both
+  layouts: one item per ratio (before 2026-12-07) and one item shared by the ratios that
+  count the same calls (`d` once, a numerator set per ratio: the current one);
 - event-handler (as it was before it left ratios to the log-processor): one update per
   ratio per write event, with the items holding every call (both paths write them).
 
@@ -70,6 +72,35 @@ def matches(trailwatch, corpus, repo):
     return events
 
 
+def replay(by_file, shared):
+    """One flush per object in name order; returns (items, updates, write units)."""
+    items = {}
+    updates = units = 0
+    for src in sorted(by_file):
+        pending = collections.defaultdict(lambda: ({}, []))
+        for eid, t, who, rules in by_file[src]:
+            for corr, (num, den) in RATIOS.items():
+                if den in rules:
+                    calls, _ = pending[("ratios" if shared else corr, who, t[:10])]
+                    calls.setdefault(eid, 0)
+                    if num in rules:
+                        calls[eid] += 1
+        for key, (calls, _) in pending.items():
+            it = items.setdefault(key, [set(), 0])
+            new = sorted(set(calls) - it[0])
+            for i in range(0, max(len(new), 1), MEMBERS_PER_UPDATE):
+                before = item_bytes(len(it[0]), it[1], key[1])
+                updates += 1
+                if len(it[0]) >= CAP:
+                    units += wru(before, before)
+                    break
+                chunk = new[i:i + MEMBERS_PER_UPDATE]
+                it[0].update(chunk)
+                it[1] += sum(calls[e] for e in chunk)
+                units += wru(before, item_bytes(len(it[0]), it[1], key[1]))
+    return items, updates, units
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--trailwatch", default="target/release/trailwatch")
@@ -82,38 +113,18 @@ def main():
     if records is None:
         sys.exit("needs the generator's manifest (CORPUS.manifest.json) for the record count")
 
-    # log-processor: per object, per (ratio, principal, day)
+    # log-processor: per object, per (item, principal, day)
     by_file = collections.defaultdict(list)
     for (src, eid, t, who), rules in events.items():
         by_file[src].append((eid, t, who, rules))
-    items = {}
-    updates = units = 0
-    for src in sorted(by_file):
-        pending = collections.defaultdict(lambda: ([], set()))
-        for eid, t, who, rules in by_file[src]:
-            for corr, (num, den) in RATIOS.items():
-                if den in rules:
-                    d, n = pending[(corr, who, t[:10])]
-                    d.append(eid)
-                    if num in rules:
-                        n.add(eid)
-        for key, (d, n) in pending.items():
-            it = items.setdefault(key, [set(), 0])
-            new = sorted(set(d) - it[0])
-            for i in range(0, max(len(new), 1), MEMBERS_PER_UPDATE):
-                before = item_bytes(len(it[0]), it[1], key[1])
-                updates += 1
-                if len(it[0]) >= CAP:
-                    units += wru(before, before)
-                    break
-                chunk = new[i:i + MEMBERS_PER_UPDATE]
-                it[0].update(chunk)
-                it[1] += sum(1 for e in chunk if e in n)
-                units += wru(before, item_bytes(len(it[0]), it[1], key[1]))
     per_m = 1e6 / records
-    print(f"corpus: {records:,} records, {len(by_file)} files with ratio input, {len(items):,} ratio items")
-    print(f"log-processor: {updates:,} updates, {units:,} WRU = {updates * per_m:,.0f} updates, "
-          f"{units * per_m:,.0f} WRU, ${units * per_m * PRICE_PER_WRU:.2f} per million records")
+    print(f"corpus: {records:,} records, {len(by_file)} files with ratio input")
+    for shared, layout in ((True, "one item for both ratios (d once)"),
+                           (False, "one item per ratio (before 2026-12-07)")):
+        items, updates, units = replay(by_file, shared)
+        print(f"log-processor, {layout}: {len(items):,} items, {updates:,} updates, {units:,} WRU = "
+              f"{updates * per_m:,.0f} updates, {units * per_m:,.0f} WRU, "
+              f"${units * per_m * PRICE_PER_WRU:.2f} per million records")
 
     # event-handler before it left the ratios out: one update per ratio per delivered call,
     # the items holding every call (the log path writes them too); EventBridge delivers the

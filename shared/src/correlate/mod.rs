@@ -16,7 +16,9 @@
 //! (`sk = EPISODE`, see [`CorrelationState::claim`]); the finding id derives from
 //! (correlation, group, episode start), so every invocation that sees the same burst
 //! produces the same finding and the findings table stores and alerts it once. Ratio rules
-//! use one bucket per timespan (24 h in the pack: UTC days) and no neighbours.
+//! use one bucket per timespan (24 h in the pack: UTC days) and no neighbours; ratios that
+//! count the same calls share one item per group and bucket (`Family`: `d` once, a
+//! numerator set each).
 //!
 //! Bounds: a bucket's set refuses members once it holds the firing threshold plus a margin
 //! (a bucket is shorter than a window, so by then the condition has held); `value_count`
@@ -110,6 +112,27 @@ struct Plan {
     /// set plus one update. A batch keeps no more than this (in flush order), which bounds
     /// its memory without changing what is written when the state had none of them yet.
     keep: usize,
+    /// Ratio plans: (family, member index) (see [`Family`]).
+    family: Option<(usize, usize)>,
+}
+
+/// Ratio correlations that count the same calls: the same denominator building blocks,
+/// grouped by the same fields over the same timespan (the bundled enumeration and
+/// privilege-escalation ratios). They share one state item per group and bucket: the
+/// denominator set `d` once, one numerator set per correlation. Half the updates and half
+/// the DynamoDB write units of an item per correlation.
+#[derive(Debug, Clone)]
+struct Family {
+    /// The plans, in member order.
+    plans: Vec<usize>,
+    /// `ratio-<hash of the denominator, grouping and timespan>`: the state key's prefix.
+    id: String,
+    /// The member correlations' ids, joined (the item's `correlation` scalar).
+    label: String,
+    /// Per member: its numerator set's name, `n_<hash of the correlation id>`.
+    sets: Vec<String>,
+    /// As [`Plan::keep`]: `d` and every numerator set.
+    keep: usize,
 }
 
 fn split(path: &str) -> Path {
@@ -122,6 +145,8 @@ pub struct Correlator {
     plans: Vec<Plan>,
     /// Base rule id -> (plan, step) it feeds.
     by_rule: hashbrown::HashMap<String, Vec<(usize, usize)>>,
+    /// Ratio plans sharing state (slot ids `plans.len() + family`).
+    families: Vec<Family>,
     warnings: Vec<String>,
     /// State expiry in log time (see [`Correlator::expiring_in_log_time`]).
     log_time_expiry: bool,
@@ -159,6 +184,7 @@ impl Correlator {
                     .push(format!("{} ({}:{}): {why}", corr.id, corr.file, corr.line)),
             }
         }
+        c.families = families(&mut c.plans, &distinct);
         c
     }
 
@@ -183,6 +209,7 @@ impl Correlator {
         let mut kept = Correlator {
             plans: Vec::new(),
             by_rule: hashbrown::HashMap::new(),
+            families: Vec::new(),
             warnings: self.warnings,
             log_time_expiry: self.log_time_expiry,
         };
@@ -202,6 +229,22 @@ impl Correlator {
             kept.plans.push(p);
         }
         (kept, left_out)
+    }
+
+    /// The state key of ratio correlation `id`'s item for `group` (tests).
+    #[cfg(test)]
+    fn ratio_pk(&self, id: &str, group: &str) -> Option<String> {
+        let p = self.plans.iter().find(|p| p.rule.id == id)?;
+        let fam = self.families.get(p.family?.0)?;
+        Some(format!("STATE#{}#{}", fam.id, short_hash(group, 16)))
+    }
+
+    /// The name of ratio correlation `id`'s numerator set in its family's item (tests).
+    #[cfg(test)]
+    fn ratio_set(&self, id: &str) -> Option<String> {
+        let p = self.plans.iter().find(|p| p.rule.id == id)?;
+        let (f, member) = p.family?;
+        self.families.get(f)?.sets.get(member).cloned()
     }
 
     /// Why some correlations are not evaluated.
@@ -301,8 +344,10 @@ impl Correlator {
                         members.push((Set::Step(step), Member::Int(slot)));
                     }
                     Shape::Ratio { numerator, .. } => {
+                        let member = p.family.map_or(0, |(_, m)| m);
                         if numerator.get(step).copied().unwrap_or(false) {
-                            members.push((Set::N, Member::Hash(hash)));
+                            let k = u16::try_from(member).unwrap_or(u16::MAX);
+                            members.push((Set::N(k), Member::Hash(hash)));
                         }
                         members.push((Set::D, Member::Hash(hash)));
                     }
@@ -310,9 +355,18 @@ impl Correlator {
                 if members.is_empty() {
                     continue;
                 }
+                // a ratio family's members share one slot (see `Family`)
+                let (slot_id, keep) = match p.family.and_then(|(f, _)| {
+                    self.families
+                        .get(f)
+                        .map(|fam| (self.plans.len() + f, fam.keep))
+                }) {
+                    Some(family) => family,
+                    None => (pi, p.keep),
+                };
                 let at = match slots
                     .iter()
-                    .position(|s| (s.plan, s.bucket) == (pi, bucket))
+                    .position(|s| (s.plan, s.bucket) == (slot_id, bucket))
                 {
                     Some(at) => at,
                     None => {
@@ -321,7 +375,7 @@ impl Correlator {
                             slots.reserve_exact(1);
                         }
                         slots.push(Slot {
-                            plan: pi,
+                            plan: slot_id,
                             bucket,
                             pending: Pending::default(),
                         });
@@ -332,37 +386,60 @@ impl Correlator {
                 let Some(pending) = slots.get_mut(at).map(|s| &mut s.pending) else {
                     continue;
                 };
+                if p.family.is_some() {
+                    // the family's other ratios already counted this call in `d`
+                    let tail = pending.members.len().saturating_sub(4);
+                    let d = (Set::D, Member::Hash(hash));
+                    if pending.members.get(tail..).is_some_and(|t| t.contains(&d)) {
+                        members.retain(|(set, _)| *set != Set::D);
+                    }
+                }
                 if pending.members.len() < 4 {
                     // most groups of a busy file see a few events: no doubling for them
                     pending.members.reserve_exact(members.len());
                 }
                 pending.members.append(members);
-                // a ratio finding shows the call that counts: the latest numerator event,
-                // else the earliest call (the context is then built once per group and
-                // batch, not for every call of every principal)
-                let role = match &p.shape {
-                    Shape::Ratio { numerator, .. } => match numerator.get(step) {
-                        Some(true) => Role::Latest,
-                        _ => Role::Earliest,
-                    },
-                    _ => Role::Latest,
-                };
-                let old = pending.offer(time, &event_id, role, || {
+                let mut context_of = || {
                     context
                         .get_or_insert_with(|| {
                             let reuse = scratch.spare.pop();
                             Arc::new(Context::of(record, time, &event_id, source.clone(), reuse))
                         })
                         .clone()
-                });
+                };
+                // a ratio finding shows the call that counts: its correlation's latest
+                // numerator call, else the earliest call (the context is then built once
+                // per group and batch, not for every call of every principal)
+                let old = match (&p.shape, p.family) {
+                    (Shape::Ratio { numerator, .. }, Some((_, member))) => {
+                        let replaced = match numerator.get(step) {
+                            Some(true) => {
+                                pending.offer_numerator(member, time, &event_id, &mut context_of)
+                            }
+                            _ => None,
+                        };
+                        [
+                            replaced,
+                            pending.offer(time, &event_id, Role::Earliest, context_of),
+                        ]
+                    }
+                    _ => [
+                        None,
+                        pending.offer(time, &event_id, Role::Latest, context_of),
+                    ],
+                };
                 // a context no group holds any more keeps its buffer for a later record
-                if let Some(Ok(c)) = old.map(Arc::try_unwrap) {
+                for c in old
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|c| Arc::try_unwrap(c).ok())
+                {
                     if scratch.spare.len() < 4 {
                         scratch.spare.push(c);
                     }
                 }
-                if pending.members.len() > p.keep.saturating_mul(2).saturating_add(1024) {
-                    pending.keep_first(p.keep);
+                if pending.members.len() > keep.saturating_mul(2).saturating_add(1024) {
+                    pending.keep_first(keep);
                 }
             }
         }
@@ -398,22 +475,36 @@ impl Correlator {
         // claim the earlier episode first, so a scan repeated gives the same finding ids
         groups.sort_unstable_by(|a, b| (a.0, &a.1, a.2).cmp(&(b.0, &b.1, b.2)));
         // only the groups that fire are collected (a batch can hold tens of thousands)
-        let mut out: Vec<Finding> = stream::iter(groups)
-            .map(|(pi, group, bucket, hash, pending)| async move {
-                let Some(p) = self.plans.get(pi) else {
-                    return Ok(None);
+        let found: Vec<Vec<Finding>> = stream::iter(groups)
+            .map(|(slot, group, bucket, hash, pending)| async move {
+                if let Some(p) = self.plans.get(slot) {
+                    return self
+                        .flush_one(state, p, (&group, &hash), bucket, pending, now)
+                        .await
+                        .map(|f| f.into_iter().collect::<Vec<_>>())
+                        .map_err(|source| CorrelateError::State {
+                            correlation: p.rule.id.clone(),
+                            source,
+                        });
+                }
+                let Some(fam) = slot
+                    .checked_sub(self.plans.len())
+                    .and_then(|f| self.families.get(f))
+                else {
+                    return Ok(Vec::new());
                 };
-                self.flush_one(state, p, (&group, &hash), bucket, pending, now)
+                self.flush_family(state, fam, (&group, &hash), bucket, pending, now)
                     .await
                     .map_err(|source| CorrelateError::State {
-                        correlation: p.rule.id.clone(),
+                        correlation: fam.label.clone(),
                         source,
                     })
             })
             .buffer_unordered(MAX_IN_FLIGHT)
-            .try_filter_map(|found| async move { Ok(found) })
+            .try_filter_map(|found| async move { Ok((!found.is_empty()).then_some(found)) })
             .try_collect()
             .await?;
+        let mut out: Vec<Finding> = found.into_iter().flatten().collect();
         out.sort_by(|a, b| a.id.cmp(&b.id));
         out.dedup_by(|a, b| a.id == b.id);
         Ok(out)
@@ -431,12 +522,11 @@ impl Correlator {
         let Pending {
             mut members,
             latest,
+            ..
         } = pending;
         let Some((_, context)) = latest else {
             return Ok(None);
         };
-        // one event's members of every set side by side (ratio: its `d` and `n`): set by set,
-        // a flush of more than the cap would fill `d` and have every `n` refused (0 %)
         members.sort_unstable_by(flush_order);
         members.dedup();
         let pk = format!("STATE#{}#{gh}", p.rule.id);
@@ -456,51 +546,113 @@ impl Correlator {
             cap: p.cap,
             expires_at: now.max(bucket) + 2 * p.span + STATE_GRACE_SECS,
         };
-        // a ratio needs the two set sizes only, not the members
-        let ratio = matches!(p.shape, Shape::Ratio { .. });
-        let (mut sizes, mut item) = (SetSizes::default(), StateItem::default());
+        let mut item = StateItem::default();
         for chunk in members.chunks(MEMBERS_PER_UPDATE) {
-            update.add = members_by_set(chunk);
-            let full = if ratio {
-                sizes = state.add_counting(&update, &["n", "d"]).await?;
-                sizes.full
-            } else {
-                item = state.add(&update).await?;
-                item.full
-            };
-            if full {
+            update.add = members_by_set(chunk, &[]);
+            item = state.add(&update).await?;
+            if item.full {
                 tracing::debug!(correlation = %p.rule.id, bucket, "correlation bucket full");
                 break;
             }
         }
-        let verdict = if ratio {
-            match sizes.sizes.as_slice() {
-                &[n, d] => ratio_verdict(p, n as u64, d as u64, bucket),
-                _ => None,
+        let mut items = vec![item];
+        for b in [bucket - p.span, bucket + p.span] {
+            if let Some(i) = state.get(&key(b)).await? {
+                items.push(i);
             }
-        } else {
-            let mut items = vec![item];
-            for b in [bucket - p.span, bucket + p.span] {
-                if let Some(i) = state.get(&key(b)).await? {
-                    items.push(i);
-                }
-            }
-            evaluate(p, &items)
-        };
-        let Some((start, summary)) = verdict else {
+        }
+        let Some((start, summary)) = evaluate(p, &items) else {
             return Ok(None);
         };
-        let wanted = Episode {
-            start,
-            end: start.saturating_add(p.span),
-        };
-        let episode_key = StateKey {
-            pk,
-            sk: "EPISODE".into(),
-        };
-        let episode = state.claim(&episode_key, wanted, update.expires_at).await?;
+        let episode = claim_episode(state, p, gh, start, update.expires_at).await?;
         Ok(Some(context.finding(p, group, episode, &summary)))
     }
+
+    /// Write one bucket of a ratio family (one update per chunk: `d` and every member's
+    /// numerator set in one item) and return the findings of the members whose ratio holds.
+    async fn flush_family<S: CorrelationState>(
+        &self,
+        state: &S,
+        fam: &Family,
+        (group, gh): (&str, &str),
+        bucket: i64,
+        mut pending: Pending,
+        now: i64,
+    ) -> Result<Vec<Finding>, PortError> {
+        let Some(first) = fam.plans.first().and_then(|&pi| self.plans.get(pi)) else {
+            return Ok(Vec::new());
+        };
+        let mut members = std::mem::take(&mut pending.members);
+        // one event's members of every set side by side (its `d` and its `n_*`): set by set,
+        // a flush of more than the cap would fill `d` and have every `n_*` refused (0 %)
+        members.sort_unstable_by(flush_order);
+        members.dedup();
+        let mut update = StateUpdate {
+            key: StateKey {
+                pk: format!("STATE#{}#{gh}", fam.id),
+                sk: bucket.to_string(),
+            },
+            add: BTreeMap::new(),
+            set_if_absent: BTreeMap::from([
+                ("correlation".to_owned(), fam.label.clone()),
+                ("group".to_owned(), cut(group).into_owned()),
+                ("bucket".to_owned(), bucket.to_string()),
+            ]),
+            set: BTreeMap::new(),
+            cap: first.cap,
+            expires_at: now.max(bucket) + 2 * first.span + STATE_GRACE_SECS,
+        };
+        // the set sizes only, not the members
+        let names: Vec<&str> = std::iter::once("d")
+            .chain(fam.sets.iter().map(String::as_str))
+            .collect();
+        let mut sizes = SetSizes::default();
+        for chunk in members.chunks(MEMBERS_PER_UPDATE) {
+            update.add = members_by_set(chunk, &fam.sets);
+            sizes = state.add_counting(&update, &names).await?;
+            if sizes.full {
+                tracing::debug!(correlation = %fam.label, bucket, "ratio bucket full");
+                break;
+            }
+        }
+        let Some((&d, ns)) = sizes.sizes.split_first() else {
+            return Ok(Vec::new());
+        };
+        let mut found = Vec::new();
+        for (member, (&pi, &n)) in fam.plans.iter().zip(ns).enumerate() {
+            let Some(p) = self.plans.get(pi) else {
+                continue;
+            };
+            let Some((start, summary)) = ratio_verdict(p, n as u64, d as u64, bucket) else {
+                continue;
+            };
+            let Some(context) = pending.shown(member) else {
+                continue;
+            };
+            let episode = claim_episode(state, p, gh, start, update.expires_at).await?;
+            found.push(context.finding(p, group, episode, &summary));
+        }
+        Ok(found)
+    }
+}
+
+/// Claim the episode starting at `start` for `p`'s group `gh` (see [`CorrelationState::claim`]).
+async fn claim_episode<S: CorrelationState>(
+    state: &S,
+    p: &Plan,
+    gh: &str,
+    start: i64,
+    expires_at: i64,
+) -> Result<Episode, PortError> {
+    let wanted = Episode {
+        start,
+        end: start.saturating_add(p.span),
+    };
+    let key = StateKey {
+        pk: format!("STATE#{}#{gh}", p.rule.id),
+        sk: "EPISODE".into(),
+    };
+    state.claim(&key, wanted, expires_at).await
 }
 
 /// Observations of one invocation waiting to be written, grouped by (correlation, group,
@@ -584,6 +736,8 @@ struct Pending {
     members: Vec<(Set, Member)>,
     /// The observation the finding shows, and how it was chosen.
     latest: Option<(Role, Arc<Context>)>,
+    /// Ratio families: per member, its latest numerator observation (empty until one).
+    numerator: Vec<Option<Arc<Context>>>,
 }
 
 /// Which observation of a group a finding shows (see [`Pending::offer`]).
@@ -624,6 +778,37 @@ impl Pending {
         self.latest.replace((role, context())).map(|(_, c)| c)
     }
 
+    /// Keep `context` as ratio member `member`'s numerator observation if it is the latest
+    /// (then the largest event id). Returns the context it replaced.
+    fn offer_numerator(
+        &mut self,
+        member: usize,
+        time: i64,
+        event_id: &str,
+        context: impl FnOnce() -> Arc<Context>,
+    ) -> Option<Arc<Context>> {
+        if self.numerator.len() <= member {
+            self.numerator.resize(member + 1, None);
+        }
+        let slot = self.numerator.get_mut(member)?;
+        if slot
+            .as_ref()
+            .is_some_and(|c| (c.time, c.get(Ctx::EventId)) >= (time, event_id))
+        {
+            return None;
+        }
+        slot.replace(context())
+    }
+
+    /// What ratio member `member`'s finding shows: its latest numerator observation, else
+    /// the earliest observation of the group.
+    fn shown(&self, member: usize) -> Option<&Arc<Context>> {
+        self.numerator
+            .get(member)
+            .and_then(Option::as_ref)
+            .or(self.latest.as_ref().map(|(_, c)| c))
+    }
+
     /// Keep the first `n` distinct members in flush order ([`flush_order`])
     /// and drop the rest: the flush would never send them (see [`Plan::keep`]).
     fn keep_first(&mut self, n: usize) {
@@ -640,8 +825,8 @@ enum Set {
     D,
     /// Events (`event_count`).
     E,
-    /// Ratio numerator.
-    N,
+    /// Ratio numerator of a family's member (named by [`Family::sets`]).
+    N(u16),
     /// Values (`value_count`).
     V,
     /// Temporal step.
@@ -649,11 +834,15 @@ enum Set {
 }
 
 impl Set {
-    fn name(self) -> Cow<'static, str> {
+    /// The attribute name; `sets` names the numerator sets of a ratio family.
+    fn name(self, sets: &[String]) -> Cow<'_, str> {
         match self {
             Set::D => "d".into(),
             Set::E => "e".into(),
-            Set::N => "n".into(),
+            Set::N(k) => match sets.get(usize::from(k)) {
+                Some(name) => name.as_str().into(),
+                None => format!("n_{k}").into(),
+            },
             Set::V => "v".into(),
             Set::Step(s) => format!("s{s}").into(),
         }
@@ -667,11 +856,12 @@ fn flush_order(a: &(Set, Member), b: &(Set, Member)) -> std::cmp::Ordering {
     (&a.1, a.0).cmp(&(&b.1, b.0))
 }
 
-/// One state update's worth of members as the port takes them: by set name.
-fn members_by_set(chunk: &[(Set, Member)]) -> BTreeMap<String, Vec<Member>> {
+/// One state update's worth of members as the port takes them: by set name (`sets`: a
+/// ratio family's numerator sets).
+fn members_by_set(chunk: &[(Set, Member)], sets: &[String]) -> BTreeMap<String, Vec<Member>> {
     let mut add: BTreeMap<String, Vec<Member>> = BTreeMap::new();
     for (set, m) in chunk {
-        let name = set.name();
+        let name = set.name(sets);
         match add.get_mut(&*name) {
             Some(members) => members.push(m.clone()),
             None => {
@@ -853,12 +1043,8 @@ fn evaluate(p: &Plan, items: &[StateItem]) -> Option<(i64, String)> {
                 format!("{} steps {how} within {}", steps.len(), humanize(p.span)),
             ))
         }
-        Shape::Ratio { .. } => {
-            let item = items.first()?;
-            let start = item.scalars.get("bucket").and_then(|b| b.parse().ok());
-            let (n, d) = (item.len_of("n") as u64, item.len_of("d") as u64);
-            ratio_verdict(p, n, d, start.unwrap_or_default())
-        }
+        // ratios are decided from set sizes by their family's flush
+        Shape::Ratio { .. } => None,
     }
 }
 
@@ -975,7 +1161,90 @@ fn plan(corr: &CorrelationRule, rules: &RuleSet) -> Result<Plan, String> {
         span,
         cap,
         keep,
+        family: None,
     })
+}
+
+/// Put every ratio plan in a [`Family`]: plans whose steps all group by the same fields and
+/// that count the same denominator building blocks over the same timespan share one. Sets
+/// `Plan::family`.
+fn families(plans: &mut [Plan], distinct: &[Vec<Path>]) -> Vec<Family> {
+    let mut out: Vec<(String, Family)> = Vec::new();
+    for pi in 0..plans.len() {
+        let Some(p) = plans.get(pi) else {
+            continue;
+        };
+        let Shape::Ratio { numerator, .. } = &p.shape else {
+            continue;
+        };
+        let mut denominator: Vec<&str> = p
+            .rule
+            .rules
+            .iter()
+            .zip(numerator)
+            .filter(|(_, &n)| !n)
+            .map(|(r, _)| r.as_str())
+            .collect();
+        denominator.sort_unstable();
+        let one_grouping = p.group_ids.windows(2).all(|w| w.first() == w.last());
+        let grouping = p
+            .group_ids
+            .first()
+            .and_then(|&g| distinct.get(g))
+            .map(|paths| {
+                paths
+                    .iter()
+                    .map(|path| path.join("."))
+                    .collect::<Vec<_>>()
+                    .join(",")
+            })
+            .unwrap_or_default();
+        // a plan whose steps group differently keeps an item of its own
+        let key = match one_grouping {
+            true => format!("{}|{grouping}|{}", denominator.join(","), p.span),
+            false => format!(
+                "{}|{grouping}|{}|{}",
+                denominator.join(","),
+                p.span,
+                p.rule.id
+            ),
+        };
+        let set = format!("n_{}", short_hash(&p.rule.id, 12));
+        let f = match out.iter().position(|(k, _)| *k == key) {
+            Some(f) => f,
+            None => {
+                out.push((
+                    key.clone(),
+                    Family {
+                        plans: Vec::new(),
+                        id: format!("ratio-{}", short_hash(&key, 12)),
+                        label: String::new(),
+                        sets: Vec::new(),
+                        keep: 0,
+                    },
+                ));
+                out.len() - 1
+            }
+        };
+        let Some((_, fam)) = out.get_mut(f) else {
+            continue;
+        };
+        let member = fam.plans.len();
+        fam.plans.push(pi);
+        fam.sets.push(set);
+        fam.label = match fam.label.is_empty() {
+            true => p.rule.id.clone(),
+            false => format!("{},{}", fam.label, p.rule.id),
+        };
+        // `d` and every numerator set, as `Plan::keep`
+        fam.keep = (fam.sets.len() + 1)
+            .saturating_mul(p.cap)
+            .saturating_add(MEMBERS_PER_UPDATE);
+        if let Some(p) = plans.get_mut(pi) {
+            p.family = Some((f, member));
+        }
+    }
+    out.into_iter().map(|(_, f)| f).collect()
 }
 
 /// Write the group key of `record` for the group-by `paths` into `key`: the values joined

@@ -365,7 +365,7 @@ async fn leaving_out_ratios_keeps_the_other_correlations_and_writes_no_ratio_sta
     assert!(found.iter().all(|f| f.rule_id == "c-burst"), "{found:?}");
     let day = (1_794_999_600_i64).div_euclid(86_400) * 86_400;
     let ratio_key = StateKey {
-        pk: format!("STATE#c-ratio#{}", short_hash(ALICE, 16)),
+        pk: Correlator::new(&rules).ratio_pk("c-ratio", ALICE).unwrap(),
         sk: day.to_string(),
     };
     assert!(state.item(&ratio_key).is_none());
@@ -373,6 +373,77 @@ async fn leaving_out_ratios_keeps_the_other_correlations_and_writes_no_ratio_sta
     let state = MemCorrelationState::default();
     run(&rules, &state, &recs, 1).await;
     assert!(state.item(&ratio_key).is_some());
+}
+
+#[tokio::test]
+async fn ratios_counting_the_same_calls_share_one_item() {
+    const LIST: &str =
+        "title: list\nname: b-list\nlogsource: {product: aws, service: cloudtrail}\n\
+detection:\n  sel:\n    eventName|startswith: List\n  condition: sel\nlevel: low\n";
+    let denied = ratio_rule(2, 10, 3);
+    let listing = denied
+        .replace("name: c-ratio", "name: c-list-ratio")
+        .replace("[b-denied, b-any]", "[b-list, b-any]")
+        .replace("numerator: [b-denied]", "numerator: [b-list]");
+    let rules = set(&[
+        ("any.yml", ACTIVITY),
+        ("list.yml", LIST),
+        ("ratio.yml", &denied),
+        ("list-ratio.yml", &listing),
+    ]);
+    let c = Correlator::new(&rules);
+    let pk = c.ratio_pk("c-ratio", ALICE).unwrap();
+    assert_eq!(c.ratio_pk("c-list-ratio", ALICE).as_ref(), Some(&pk));
+    let calls = [
+        record("n0", 10, ALICE, "X"),
+        record("n1", 20, ALICE, "X"),
+        allowed("l0", 30, ALICE),
+        allowed("x0", 40, ALICE),
+        record("n2", 50, ALICE, "ListUsers"),
+        allowed("x1", 60, ALICE),
+    ];
+    let calls: Vec<Record> = calls
+        .iter()
+        .map(|r| {
+            let mut v: serde_json::Value = serde_json::from_str(r.as_json()).unwrap();
+            if v["eventID"] == "l0" {
+                v["eventName"] = json!("ListRoles");
+            }
+            Record::from_value(&v).unwrap()
+        })
+        .collect();
+    let state = MemCorrelationState::default();
+    let found = run_with(&c, &rules, &state, &calls, calls.len()).await;
+    // denied: 3 of 6 (50 %) holds; listing: 2 of 6 (33 %) holds too, each with its own call
+    let by_rule: std::collections::BTreeMap<&str, &Finding> = found
+        .iter()
+        .filter(|f| f.rule_id != "c-burst")
+        .map(|f| (f.rule_id.as_str(), f))
+        .collect();
+    assert_eq!(by_rule.len(), 2, "{found:?}");
+    assert!(
+        by_rule["c-ratio"].title.contains("3 of 6 calls (50%)"),
+        "{}",
+        by_rule["c-ratio"].title
+    );
+    assert_eq!(by_rule["c-ratio"].event_id, "n2");
+    assert!(
+        by_rule["c-list-ratio"].title.contains("2 of 6 calls (33%)"),
+        "{}",
+        by_rule["c-list-ratio"].title
+    );
+    assert_eq!(by_rule["c-list-ratio"].event_id, "n2");
+    // one item: every call once in `d`, one numerator set per correlation
+    let day = (1_794_999_600_i64).div_euclid(86_400) * 86_400;
+    let item = state
+        .item(&StateKey {
+            pk,
+            sk: day.to_string(),
+        })
+        .unwrap();
+    assert_eq!(item.len_of("d"), 6);
+    assert_eq!(item.len_of(&c.ratio_set("c-ratio").unwrap()), 3);
+    assert_eq!(item.len_of(&c.ratio_set("c-list-ratio").unwrap()), 2);
 }
 
 #[tokio::test]
@@ -391,11 +462,12 @@ async fn a_ratio_flush_beyond_the_cap_still_counts_the_numerator() {
         .collect();
     assert_eq!(found.len(), 1, "a flush beyond the cap lost the numerator");
     let key = StateKey {
-        pk: format!("STATE#c-ratio#{}", short_hash(ALICE, 16)),
+        pk: Correlator::new(&rules).ratio_pk("c-ratio", ALICE).unwrap(),
         sk: ((1_794_999_600_i64).div_euclid(86_400) * 86_400).to_string(),
     };
     let item = state.item(&key).unwrap();
-    assert_eq!(item.len_of("n"), item.len_of("d"));
+    let n = Correlator::new(&rules).ratio_set("c-ratio").unwrap();
+    assert_eq!(item.len_of(&n), item.len_of("d"));
     assert!((RATIO_CAP..=RATIO_CAP + MEMBERS_PER_UPDATE).contains(&item.len_of("d")));
 }
 
@@ -429,7 +501,7 @@ async fn a_trimmed_ratio_batch_writes_what_an_untrimmed_flush_would() {
     let state = MemCorrelationState::default();
     c.flush(&state, batch).await.unwrap();
     let key = StateKey {
-        pk: format!("STATE#c-ratio#{}", short_hash(ALICE, 16)),
+        pk: Correlator::new(&rules).ratio_pk("c-ratio", ALICE).unwrap(),
         sk: ((1_794_999_600_i64).div_euclid(86_400) * 86_400).to_string(),
     };
     let item = state.item(&key).unwrap();
@@ -452,5 +524,6 @@ async fn a_trimmed_ratio_batch_writes_what_an_untrimmed_flush_would() {
         .filter(|(_, denied)| *denied)
         .map(|(m, _)| m.as_str())
         .collect();
-    assert_eq!(item.set("n").collect::<Vec<_>>(), expected_n);
+    let n = Correlator::new(&rules).ratio_set("c-ratio").unwrap();
+    assert_eq!(item.set(&n).collect::<Vec<_>>(), expected_n);
 }
