@@ -534,18 +534,7 @@ impl Correlator {
             pk: pk.clone(),
             sk: b.to_string(),
         };
-        let mut update = StateUpdate {
-            key: key(bucket),
-            add: BTreeMap::new(),
-            set_if_absent: BTreeMap::from([
-                ("correlation".to_owned(), p.rule.id.clone()),
-                ("group".to_owned(), cut(group).into_owned()),
-                ("bucket".to_owned(), bucket.to_string()),
-            ]),
-            set: BTreeMap::new(),
-            cap: p.cap,
-            expires_at: now.max(bucket) + 2 * p.span + STATE_GRACE_SECS,
-        };
+        let mut update = bucket_update(pk.clone(), bucket, (&p.rule.id, group), p, now);
         let mut item = StateItem::default();
         for chunk in members.chunks(MEMBERS_PER_UPDATE) {
             update.add = members_by_set(chunk, &[]);
@@ -587,21 +576,8 @@ impl Correlator {
         // a flush of more than the cap would fill `d` and have every `n_*` refused (0 %)
         members.sort_unstable_by(flush_order);
         members.dedup();
-        let mut update = StateUpdate {
-            key: StateKey {
-                pk: format!("STATE#{}#{gh}", fam.id),
-                sk: bucket.to_string(),
-            },
-            add: BTreeMap::new(),
-            set_if_absent: BTreeMap::from([
-                ("correlation".to_owned(), fam.label.clone()),
-                ("group".to_owned(), cut(group).into_owned()),
-                ("bucket".to_owned(), bucket.to_string()),
-            ]),
-            set: BTreeMap::new(),
-            cap: first.cap,
-            expires_at: now.max(bucket) + 2 * first.span + STATE_GRACE_SECS,
-        };
+        let pk = format!("STATE#{}#{gh}", fam.id);
+        let mut update = bucket_update(pk, bucket, (&fam.label, group), first, now);
         // the set sizes only, not the members
         let names: Vec<&str> = std::iter::once("d")
             .chain(fam.sets.iter().map(String::as_str))
@@ -633,6 +609,33 @@ impl Correlator {
             found.push(context.finding(p, group, episode, &summary));
         }
         Ok(found)
+    }
+}
+
+/// The update of bucket `bucket` of item `pk` of `p`'s kind, members to come: who wrote it
+/// (`correlation`), the group and the bucket for people reading the table, the cap and the
+/// expiry.
+fn bucket_update(
+    pk: String,
+    bucket: i64,
+    (correlation, group): (&str, &str),
+    p: &Plan,
+    now: i64,
+) -> StateUpdate {
+    StateUpdate {
+        key: StateKey {
+            pk,
+            sk: bucket.to_string(),
+        },
+        set_if_absent: BTreeMap::from([
+            ("correlation".to_owned(), correlation.to_owned()),
+            ("group".to_owned(), cut(group).into_owned()),
+            ("bucket".to_owned(), bucket.to_string()),
+        ]),
+        add: BTreeMap::new(),
+        set: BTreeMap::new(),
+        cap: p.cap,
+        expires_at: now.max(bucket) + 2 * p.span + STATE_GRACE_SECS,
     }
 }
 
