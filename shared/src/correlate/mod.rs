@@ -355,14 +355,15 @@ impl Correlator {
                 if members.is_empty() {
                     continue;
                 }
-                // a ratio family's members share one slot (see `Family`)
-                let (slot_id, keep) = match p.family.and_then(|(f, _)| {
+                // a ratio family's members share one slot (see `Family`), which weighs as
+                // much as theirs would in the batch's size
+                let (slot_id, keep, weight) = match p.family.and_then(|(f, _)| {
                     self.families
                         .get(f)
-                        .map(|fam| (self.plans.len() + f, fam.keep))
+                        .map(|fam| (self.plans.len() + f, fam.keep, fam.plans.len()))
                 }) {
                     Some(family) => family,
-                    None => (pi, p.keep),
+                    None => (pi, p.keep, 1),
                 };
                 let at = match slots
                     .iter()
@@ -379,7 +380,7 @@ impl Correlator {
                             bucket,
                             pending: Pending::default(),
                         });
-                        *held += 1;
+                        *held += weight;
                         slots.len() - 1
                     }
                 };
@@ -671,7 +672,7 @@ pub struct Batch {
     /// read into, without allocating a key (hashbrown's default hasher is seeded foldhash:
     /// group texts come from the logs).
     groups: Vec<hashbrown::HashMap<String, Vec<Slot>>>,
-    /// Slots held, all groups together.
+    /// Slots held, all groups together (a ratio family's slot counts once per member).
     held: usize,
     source: Option<Arc<str>>,
     scratch: Scratch,
@@ -705,7 +706,8 @@ impl Batch {
         self.held == 0
     }
 
-    /// How many state items the flush will update.
+    /// Its size in (correlation, group, bucket) observations: the measure its memory is
+    /// bounded by (a ratio family's shared item counts once per correlation).
     pub fn len(&self) -> usize {
         self.held
     }
