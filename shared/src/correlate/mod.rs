@@ -173,10 +173,6 @@ impl Correlator {
                             }
                         })
                         .collect();
-                    let idx = c.plans.len();
-                    for (step, id) in p.rule.rules.iter().enumerate() {
-                        c.by_rule.entry(id.clone()).or_default().push((idx, step));
-                    }
                     c.plans.push(p);
                 }
                 Err(why) => c
@@ -184,6 +180,7 @@ impl Correlator {
                     .push(format!("{} ({}:{}): {why}", corr.id, corr.file, corr.line)),
             }
         }
+        c.by_rule = by_rule(&c.plans);
         c.families = families(&mut c.plans, &distinct);
         c
     }
@@ -206,29 +203,18 @@ impl Correlator {
     /// all of them minutes later, which a day-long window does not notice.
     /// Returns the correlator and the ids left out.
     pub fn leaving_out_ratios(self) -> (Correlator, Vec<String>) {
-        let mut kept = Correlator {
-            plans: Vec::new(),
-            by_rule: hashbrown::HashMap::new(),
+        let (ratios, plans): (Vec<Plan>, Vec<Plan>) = self
+            .plans
+            .into_iter()
+            .partition(|p| matches!(p.shape, Shape::Ratio { .. }));
+        let kept = Correlator {
+            by_rule: by_rule(&plans),
+            plans,
             families: Vec::new(),
             warnings: self.warnings,
             log_time_expiry: self.log_time_expiry,
         };
-        let mut left_out = Vec::new();
-        for p in self.plans {
-            if matches!(p.shape, Shape::Ratio { .. }) {
-                left_out.push(p.rule.id);
-                continue;
-            }
-            let idx = kept.plans.len();
-            for (step, id) in p.rule.rules.iter().enumerate() {
-                kept.by_rule
-                    .entry(id.clone())
-                    .or_default()
-                    .push((idx, step));
-            }
-            kept.plans.push(p);
-        }
-        (kept, left_out)
+        (kept, ratios.into_iter().map(|p| p.rule.id).collect())
     }
 
     /// The state key of ratio correlation `id`'s item for `group` (tests).
@@ -525,7 +511,7 @@ impl Correlator {
             latest,
             ..
         } = pending;
-        let Some((_, context)) = latest else {
+        let Some(context) = latest else {
             return Ok(None);
         };
         members.sort_unstable_by(flush_order);
@@ -739,25 +725,47 @@ impl Batch {
 struct Pending {
     /// Unsorted, possibly repeated; sorted and deduplicated by the flush.
     members: Vec<(Set, Member)>,
-    /// The observation the finding shows, and how it was chosen.
-    latest: Option<(Role, Arc<Context>)>,
+    /// The observation the finding shows: the latest offered, or for a ratio family the
+    /// earliest (see [`Role`]).
+    latest: Option<Arc<Context>>,
     /// Ratio families: per member, its latest numerator observation (empty until one).
     numerator: Vec<Option<Arc<Context>>>,
 }
 
-/// Which observation of a group a finding shows (see [`Pending::offer`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+/// Which observation of a group a finding shows. A slot is offered one kind only: a ratio
+/// family's slot keeps its earliest call (each member's latest numerator call is kept
+/// beside it), every other slot its latest observation.
+#[derive(Debug, Clone, Copy)]
 enum Role {
-    /// The earliest (then the smallest event id): a ratio's calls outside the numerator.
+    /// The earliest (then the smallest event id).
     Earliest,
-    /// The latest (then the largest event id); preferred to any [`Role::Earliest`].
+    /// The latest (then the largest event id).
     Latest,
 }
 
+/// Put `context` in `held` if it is the observation `role` keeps: the same whatever order
+/// records arrive in. Returns the context it replaced.
+fn keep_shown(
+    held: &mut Option<Arc<Context>>,
+    (time, event_id): (i64, &str),
+    role: Role,
+    context: impl FnOnce() -> Arc<Context>,
+) -> Option<Arc<Context>> {
+    if let Some(c) = held.as_ref() {
+        let order = (c.time, c.get(Ctx::EventId)).cmp(&(time, event_id));
+        let stays = match role {
+            Role::Latest => order.is_ge(),
+            Role::Earliest => order.is_le(),
+        };
+        if stays {
+            return None;
+        }
+    }
+    held.replace(context())
+}
+
 impl Pending {
-    /// Keep `context` if it is the observation to show: of the observations offered as
-    /// [`Role::Latest`] the latest, else of those offered as [`Role::Earliest`] the earliest.
-    /// The same whatever order records arrive in.
+    /// Keep `context` as the observation the finding shows if `role` keeps it.
     /// Returns the context it replaced.
     fn offer(
         &mut self,
@@ -766,21 +774,7 @@ impl Pending {
         role: Role,
         context: impl FnOnce() -> Arc<Context>,
     ) -> Option<Arc<Context>> {
-        if let Some((held, c)) = &self.latest {
-            let order = (c.time, c.get(Ctx::EventId)).cmp(&(time, event_id));
-            let keep = match role.cmp(held) {
-                std::cmp::Ordering::Less => true,
-                std::cmp::Ordering::Greater => false,
-                std::cmp::Ordering::Equal => match role {
-                    Role::Latest => order.is_ge(),
-                    Role::Earliest => order.is_le(),
-                },
-            };
-            if keep {
-                return None;
-            }
-        }
-        self.latest.replace((role, context())).map(|(_, c)| c)
+        keep_shown(&mut self.latest, (time, event_id), role, context)
     }
 
     /// Keep `context` as ratio member `member`'s numerator observation if it is the latest
@@ -796,13 +790,7 @@ impl Pending {
             self.numerator.resize(member + 1, None);
         }
         let slot = self.numerator.get_mut(member)?;
-        if slot
-            .as_ref()
-            .is_some_and(|c| (c.time, c.get(Ctx::EventId)) >= (time, event_id))
-        {
-            return None;
-        }
-        slot.replace(context())
+        keep_shown(slot, (time, event_id), Role::Latest, context)
     }
 
     /// What ratio member `member`'s finding shows: its latest numerator observation, else
@@ -811,7 +799,7 @@ impl Pending {
         self.numerator
             .get(member)
             .and_then(Option::as_ref)
-            .or(self.latest.as_ref().map(|(_, c)| c))
+            .or(self.latest.as_ref())
     }
 
     /// Keep the first `n` distinct members in flush order ([`flush_order`])
@@ -1168,6 +1156,17 @@ fn plan(corr: &CorrelationRule, rules: &RuleSet) -> Result<Plan, String> {
         keep,
         family: None,
     })
+}
+
+/// Base rule id -> the (plan, step) pairs it feeds.
+fn by_rule(plans: &[Plan]) -> hashbrown::HashMap<String, Vec<(usize, usize)>> {
+    let mut by_rule: hashbrown::HashMap<String, Vec<(usize, usize)>> = hashbrown::HashMap::new();
+    for (idx, p) in plans.iter().enumerate() {
+        for (step, id) in p.rule.rules.iter().enumerate() {
+            by_rule.entry(id.clone()).or_default().push((idx, step));
+        }
+    }
+    by_rule
 }
 
 /// Put every ratio plan in a [`Family`]: plans whose steps all group by the same fields and
