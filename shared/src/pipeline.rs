@@ -130,7 +130,7 @@ pub fn scan_observed<R: BufRead>(
     let mut report = ScanReport::default();
     let mut eval = Evaluator::new(rules);
     let mut batch = Vec::new();
-    for item in reader.by_ref() {
+    while let Some(item) = reader.next() {
         match item {
             Ok(Item::Record(record)) => {
                 report.records_read += 1;
@@ -143,6 +143,7 @@ pub fn scan_observed<R: BufRead>(
                 for f in batch.drain(..) {
                     on_finding(f);
                 }
+                reader.recycle(record);
             }
             Ok(Item::Rejected(r)) => {
                 report.records_read += 1;

@@ -323,7 +323,7 @@ fn scan_object(
     };
     let mut eval = Evaluator::new(rules);
     let mut batch = Vec::new();
-    for item in reader.by_ref() {
+    while let Some(item) = reader.next() {
         match item {
             Ok(Item::Record(record)) => {
                 out.stats.records_read += 1;
@@ -337,6 +337,7 @@ fn scan_object(
                     out.stats.findings += 1;
                     out.found.push((f, record.as_json().to_owned()));
                 }
+                reader.recycle(record);
             }
             Ok(Item::Rejected(r)) => {
                 out.stats.records_read += 1;

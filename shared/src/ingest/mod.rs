@@ -198,6 +198,8 @@ pub struct RecordReader<R> {
     index: u64,
     counts: Counts,
     saw_anything: bool,
+    /// Buffers of records handed back ([`RecordReader::recycle`]).
+    spare: record::Spare,
 }
 
 /// Initial capacity of a record buffer: most CloudTrail records fit, so the scanner rarely
@@ -246,7 +248,14 @@ impl<R: BufRead> RecordReader<R> {
             index: 0,
             counts: Counts::default(),
             saw_anything: false,
+            spare: record::Spare::default(),
         }
+    }
+
+    /// Hand back a record read from this reader once done with it: its buffers serve the
+    /// next records (optional: a record simply dropped costs its allocations again).
+    pub fn recycle(&mut self, record: Record) {
+        record.recycle(&mut self.spare);
     }
 
     /// Counts so far.
@@ -342,7 +351,7 @@ impl<R: BufRead> RecordReader<R> {
 
     /// A record object validated, indexed and copied while it was still in the stream's
     /// buffer (`None`: its bytes are not UTF-8).
-    fn indexed_element(&mut self, at: Position, read: (record::FieldIndex, Option<Box<str>>)) {
+    fn indexed_element(&mut self, at: Position, read: (record::FieldIndex, Option<String>)) {
         self.index += 1;
         match read {
             (index, Some(text)) => self.classify(Ok(Record::from_indexed(text, index)), at),
@@ -357,7 +366,7 @@ impl<R: BufRead> RecordReader<R> {
             self.reject(at, RejectReason::Invalid(RecordError::TooDeep(depth)));
             return;
         }
-        self.classify(Record::from_json_checked(text.into()), at);
+        self.classify(Record::from_json_checked(text), at);
     }
 
     /// Queue a read record-shaped object: a record, an EventBridge envelope or a
@@ -682,12 +691,13 @@ impl<R: BufRead> RecordReader<R> {
             // most records lie whole in the inflater's buffer: find the end, validate and
             // index the top-level fields in one pass; anything else takes the scan below
             let limit = self.opts.max_record_bytes;
-            // the record's text is allocated at its exact size straight from the stream's
-            // buffer: no record-sized scratch buffer handed over and shrunk per record
+            // the record's text is copied straight from the stream's buffer into the buffer
+            // of a record done with (see `recycle`)
+            let spare = &mut self.spare;
             let read = |b: &[u8]| {
-                let (index, len) = record::index_object(b)?;
+                let (index, len) = record::index_object(b, spare)?;
                 let text = b.get(..len).filter(|_| len <= limit)?;
-                let text = std::str::from_utf8(text).ok().map(Box::<str>::from);
+                let text = std::str::from_utf8(text).ok().map(|s| spare.text(s));
                 Some(((index, text), len))
             };
             match self.scan.value_in_buffer(read) {

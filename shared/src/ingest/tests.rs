@@ -286,3 +286,53 @@ fn buffered_and_scanned_records_read_the_same() {
         scanned[3]
     );
 }
+
+#[test]
+fn recycled_buffers_read_the_same_records() {
+    // records of every size and shape in turn, so that each reuses the buffers of one
+    // unlike it: longer and shorter texts, with and without `userIdentity`, one larger than
+    // the spare buffers are kept for, one read by the scan path
+    let mut bodies = Vec::new();
+    for i in 0..40 {
+        let pad = "x".repeat((i * 997) % 5000);
+        bodies.push(match i % 4 {
+            0 => format!(
+                r#"{{"eventID":"e{i}","userIdentity":{{"type":"AssumedRole","arn":"arn:aws:sts::1:assumed-role/r/s{i}","sessionContext":{{"a":1}}}},"eventName":"N{i}","p":"{pad}"}}"#
+            ),
+            1 => format!(r#"{{"eventName":"N{i}","requestParameters":{{"k":"{pad}"}}}}"#),
+            2 => format!(r#"{{"eventID":"e{i}","userIdentity":{{"arn":"u{i}"}}}}"#),
+            _ => format!(r#"{{"eventName":"N{i}","big":"{}"}}"#, "y".repeat(70_000 + i)),
+        });
+    }
+    let text = format!("{{\"Records\":[{}]}}", bodies.join(","));
+    let read = |recycle: bool| {
+        let mut r = RecordReader::new(
+            std::io::BufReader::with_capacity(64 * 1024, text.as_bytes()),
+            ReaderOptions {
+                max_record_bytes: 1 << 20,
+            },
+        );
+        let mut out = Vec::new();
+        while let Some(item) = r.next() {
+            let Ok(Item::Record(rec)) = item else {
+                panic!("not a record: {item:?}");
+            };
+            out.push(format!(
+                "{:?} {:?} {:?} {:?} {}",
+                rec.event_name(),
+                rec.str_at("userIdentity.arn"),
+                rec.str_at("requestParameters.k").map(str::len),
+                rec.keys().collect::<Vec<_>>(),
+                rec.as_json().len()
+            ));
+            if recycle {
+                r.recycle(rec);
+            }
+        }
+        out
+    };
+    let plain = read(false);
+    assert_eq!(plain.len(), 40);
+    assert!(plain[0].contains("assumed-role/r/s0"), "{}", plain[0]);
+    assert_eq!(read(true), plain);
+}

@@ -120,7 +120,8 @@ fn key_tag(key: &[u8]) -> u8 {
 
 /// One CloudTrail record (an element of a log file's `Records`, or an EventBridge `detail`).
 pub struct Record {
-    raw: Box<str>,
+    /// The text: a `String` so that its buffer can serve the next record ([`Spare`]).
+    raw: String,
     fields: Vec<TopField>,
 }
 
@@ -218,7 +219,7 @@ impl<'de> Visitor<'de> for TopLevel<'_> {
 /// text is not an object.
 fn split_object(raw: &str, range: Range<usize>) -> Option<Vec<TopField>> {
     let b = raw.as_bytes().get(..range.end)?;
-    index_in(b, range.start, NESTED_FIELDS, 1).map(|(fields, _)| fields)
+    index_in(b, range.start, Vec::with_capacity(NESTED_FIELDS), 1, None).map(|(fields, _)| fields)
 }
 
 /// Room for a record's top-level fields (CloudTrail writes about twenty).
@@ -239,7 +240,8 @@ pub(crate) struct FieldIndex(Vec<TopField>);
 /// then gives the error.
 fn index_fields(raw: &str) -> Option<Vec<TopField>> {
     let b = raw.as_bytes();
-    let (fields, end) = index_in(b, super::json::skip_ws(b, 0), TOP_FIELDS, 1)?;
+    let start = super::json::skip_ws(b, 0);
+    let (fields, end) = index_in(b, start, Vec::with_capacity(TOP_FIELDS), 1, None)?;
     (super::json::skip_ws(b, end) == b.len()).then_some(fields)
 }
 
@@ -247,8 +249,45 @@ fn index_fields(raw: &str) -> Option<Vec<TopField>> {
 /// (the rest of a stream buffer): the index (ranges relative to `b`) and the offset just
 /// past the object. UTF-8 is not checked here: the caller checks the object's bytes
 /// before it pairs them with the index.
-pub(crate) fn index_object(b: &[u8]) -> Option<(FieldIndex, usize)> {
-    index_in(b, 0, TOP_FIELDS, 1).map(|(fields, end)| (FieldIndex(fields), end))
+pub(crate) fn index_object(b: &[u8], spare: &mut Spare) -> Option<(FieldIndex, usize)> {
+    let fields = reuse(std::mem::take(&mut spare.fields), TOP_FIELDS);
+    index_in(b, 0, fields, 1, Some(&mut spare.nested))
+        .map(|(fields, end)| (FieldIndex(fields), end))
+}
+
+/// The buffers of a record done with, for the next one ([`Record::recycle`]): a record's
+/// text (~1.4 KB) and its field index (24 fields) are each too large for the allocator's
+/// per-thread cache, so allocating and freeing them for every record took the allocator's
+/// slow path three times per record.
+#[derive(Default)]
+pub(crate) struct Spare {
+    text: String,
+    fields: Vec<TopField>,
+    /// The eagerly indexed `userIdentity`'s index.
+    nested: Vec<TopField>,
+}
+
+/// A spare buffer kept only up to this capacity: one huge record does not pin its buffer.
+const SPARE_TEXT_MAX: usize = 64 * 1024;
+const SPARE_FIELDS_MAX: usize = 4 * TOP_FIELDS;
+
+impl Spare {
+    /// `s` in the spare text buffer (or a new one).
+    pub(crate) fn text(&mut self, s: &str) -> String {
+        let mut text = std::mem::take(&mut self.text);
+        text.clear();
+        text.push_str(s);
+        text
+    }
+}
+
+/// `v` (empty) when it has room already, else a new vector with room for `room` fields.
+fn reuse(v: Vec<TopField>, room: usize) -> Vec<TopField> {
+    if v.capacity() == 0 {
+        Vec::with_capacity(room)
+    } else {
+        v
+    }
 }
 
 /// The one nested object indexed with the record: the rules evaluated for every record
@@ -261,12 +300,19 @@ const EAGER_KEY: &[u8] = b"userIdentity";
 /// objects are indexed in place, no ranges to shift), with room for `room` fields. `depth`
 /// counts the containers open, this object included (1: the record itself, whose
 /// [`EAGER_KEY`] object is indexed too).
-fn index_in(b: &[u8], start: usize, room: usize, depth: usize) -> Option<(Vec<TopField>, usize)> {
+/// `out` is empty and may come from a recycled record, as may `nested` (the room for the
+/// [`EAGER_KEY`] object's index).
+fn index_in(
+    b: &[u8],
+    start: usize,
+    mut out: Vec<TopField>,
+    depth: usize,
+    mut nested: Option<&mut Vec<TopField>>,
+) -> Option<(Vec<TopField>, usize)> {
     use super::json::{skip_str, skip_value, skip_ws};
     if b.get(start) != Some(&b'{') {
         return None;
     }
-    let mut out: Vec<TopField> = Vec::with_capacity(room);
     let mut seen: u128 = 0;
     let mut i = skip_ws(b, start + 1);
     if b.get(i) == Some(&b'}') {
@@ -291,7 +337,11 @@ fn index_in(b: &[u8], start: usize, room: usize, depth: usize) -> Option<(Vec<To
         // the same checks as skipping the value: indexing an object validates it like
         // skip_value would one level deeper; a key with escapes falls back to skipping
         let eager = if depth == 1 && key == EAGER_KEY && b.get(vs) == Some(&b'{') {
-            index_in(b, vs, NESTED_FIELDS, depth + 1)
+            let room = nested
+                .as_deref_mut()
+                .map(std::mem::take)
+                .unwrap_or_default();
+            index_in(b, vs, reuse(room, NESTED_FIELDS), depth + 1, None)
         } else {
             None
         };
@@ -400,7 +450,7 @@ impl Record {
     /// # Errors
     /// [`RecordError`] when the text is not a JSON object.
     pub fn from_json(text: impl Into<Box<str>>) -> Result<Record, RecordError> {
-        let raw: Box<str> = text.into();
+        let raw: String = text.into().into_string();
         let depth = max_depth(raw.as_bytes());
         if depth > MAX_DEPTH {
             return Err(RecordError::TooDeep(depth));
@@ -410,7 +460,7 @@ impl Record {
 
     /// [`Record::from_json`] for text whose depth the caller already checked (the
     /// streaming scanner measures it while finding the record's end).
-    pub(crate) fn from_json_checked(raw: Box<str>) -> Result<Record, RecordError> {
+    pub(crate) fn from_json_checked(raw: String) -> Result<Record, RecordError> {
         let first = raw.trim_start().bytes().next();
         if first != Some(b'{') {
             // report the shape, but let serde_json report syntax errors first
@@ -436,10 +486,30 @@ impl Record {
     }
 
     /// Pair a record's text with the index [`index_object`] built from these very bytes.
-    pub(crate) fn from_indexed(raw: Box<str>, index: FieldIndex) -> Record {
+    pub(crate) fn from_indexed(raw: String, index: FieldIndex) -> Record {
         Record {
             raw,
             fields: index.0,
+        }
+    }
+
+    /// Give this record's buffers to `spare` for the next record read (see [`Spare`]).
+    pub(crate) fn recycle(self, spare: &mut Spare) {
+        let Record { raw, mut fields } = self;
+        if spare.nested.capacity() == 0 {
+            if let Some(mut nested) = fields.iter_mut().find_map(|f| f.node.children.take()) {
+                nested.clear();
+                if nested.capacity() <= SPARE_FIELDS_MAX {
+                    spare.nested = nested;
+                }
+            }
+        }
+        fields.clear();
+        if fields.capacity() <= SPARE_FIELDS_MAX {
+            spare.fields = fields;
+        }
+        if raw.capacity() <= SPARE_TEXT_MAX {
+            spare.text = raw;
         }
     }
 
