@@ -39,6 +39,7 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 use std::borrow::Cow;
 use std::collections::BTreeMap;
+use std::fmt::Write as _;
 use std::sync::Arc;
 
 /// Members sent in one state update (keeps each `UpdateItem` small).
@@ -222,7 +223,7 @@ impl Correlator {
     fn ratio_pk(&self, id: &str, group: &str) -> Option<String> {
         let p = self.plans.iter().find(|p| p.rule.id == id)?;
         let fam = self.families.get(p.family?.0)?;
-        Some(format!("STATE#{}#{}", fam.id, short_hash(group, 16)))
+        Some(state_pk(&fam.id, &short_hash(group, 16)))
     }
 
     /// The name of ratio correlation `id`'s numerator set in its family's item (tests).
@@ -319,7 +320,10 @@ impl Correlator {
                         record.values_at(path, &mut vals);
                         for v in &vals {
                             if let Some(text) = scalar(v) {
-                                let m = format!("{slot}|{}", cut(&text));
+                                let text = cut(&text);
+                                let mut m = String::with_capacity(21 + text.len());
+                                let _ = write!(m, "{slot}|");
+                                m.push_str(&text);
                                 members.push((Set::V, Member::from(m)));
                             }
                         }
@@ -516,7 +520,7 @@ impl Correlator {
         };
         members.sort_unstable_by(flush_order);
         members.dedup();
-        let pk = format!("STATE#{}#{gh}", p.rule.id);
+        let pk = state_pk(&p.rule.id, gh);
         let key = |b: i64| StateKey {
             pk: pk.clone(),
             sk: b.to_string(),
@@ -563,7 +567,7 @@ impl Correlator {
         // a flush of more than the cap would fill `d` and have every `n_*` refused (0 %)
         members.sort_unstable_by(flush_order);
         members.dedup();
-        let pk = format!("STATE#{}#{gh}", fam.id);
+        let pk = state_pk(&fam.id, gh);
         let mut update = bucket_update(pk, bucket, (&fam.label, group), first, now);
         // the set sizes only, not the members
         let names: Vec<&str> = std::iter::once("d")
@@ -609,21 +613,30 @@ fn bucket_update(
     p: &Plan,
     now: i64,
 ) -> StateUpdate {
+    let sk = bucket.to_string();
     StateUpdate {
-        key: StateKey {
-            pk,
-            sk: bucket.to_string(),
-        },
         set_if_absent: BTreeMap::from([
             ("correlation".to_owned(), correlation.to_owned()),
             ("group".to_owned(), cut(group).into_owned()),
-            ("bucket".to_owned(), bucket.to_string()),
+            ("bucket".to_owned(), sk.clone()),
         ]),
+        key: StateKey { pk, sk },
         add: BTreeMap::new(),
         set: BTreeMap::new(),
         cap: p.cap,
         expires_at: now.max(bucket) + 2 * p.span + STATE_GRACE_SECS,
     }
+}
+
+/// The partition key of a state item: `STATE#<correlation or family id>#<group hash>` (once
+/// per flushed group: built without the formatting machinery).
+fn state_pk(id: &str, group_hash: &str) -> String {
+    let mut pk = String::with_capacity(7 + id.len() + group_hash.len());
+    pk.push_str("STATE#");
+    pk.push_str(id);
+    pk.push('#');
+    pk.push_str(group_hash);
+    pk
 }
 
 /// Claim the episode starting at `start` for `p`'s group `gh` (see [`CorrelationState::claim`]).
@@ -639,7 +652,7 @@ async fn claim_episode<S: CorrelationState>(
         end: start.saturating_add(p.span),
     };
     let key = StateKey {
-        pk: format!("STATE#{}#{gh}", p.rule.id),
+        pk: state_pk(&p.rule.id, gh),
         sk: "EPISODE".into(),
     };
     state.claim(&key, wanted, expires_at).await
@@ -852,14 +865,32 @@ fn flush_order(a: &(Set, Member), b: &(Set, Member)) -> std::cmp::Ordering {
 /// One state update's worth of members as the port takes them: by set name (`sets`: a
 /// ratio family's numerator sets).
 fn members_by_set(chunk: &[(Set, Member)], sets: &[String]) -> BTreeMap<String, Vec<Member>> {
-    let mut add: BTreeMap<String, Vec<Member>> = BTreeMap::new();
+    // a chunk holds one to a few sets: count them first, so each list is allocated once at
+    // its size
+    let mut counts: Vec<(Set, usize)> = Vec::with_capacity(4);
+    for (set, _) in chunk {
+        match counts.iter_mut().find(|(s, _)| s == set) {
+            Some((_, n)) => *n += 1,
+            None => counts.push((*set, 1)),
+        }
+    }
+    let mut by: Vec<(Set, Vec<Member>)> = counts
+        .into_iter()
+        .map(|(set, n)| (set, Vec::with_capacity(n)))
+        .collect();
     for (set, m) in chunk {
-        let name = set.name(sets);
-        match add.get_mut(&*name) {
-            Some(members) => members.push(m.clone()),
-            None => {
-                add.insert(name.into_owned(), vec![m.clone()]);
+        if let Some((_, members)) = by.iter_mut().find(|(s, _)| s == set) {
+            members.push(m.clone());
+        }
+    }
+    let mut add: BTreeMap<String, Vec<Member>> = BTreeMap::new();
+    for (set, members) in by {
+        // two sets of one name (not made by `plan`) still add all their members
+        match add.entry(set.name(sets).into_owned()) {
+            std::collections::btree_map::Entry::Vacant(e) => {
+                e.insert(members);
             }
+            std::collections::btree_map::Entry::Occupied(mut e) => e.get_mut().extend(members),
         }
     }
     add

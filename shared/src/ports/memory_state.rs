@@ -139,15 +139,20 @@ impl Inner {
     fn apply(&mut self, u: &StateUpdate) -> (MemKey, bool) {
         self.updates += 1;
         let key = MemKey::of(&u.key);
-        let sets: Vec<u32> = u.add.keys().map(|n| self.intern(n)).collect();
-        let names: Vec<u32> = u.set_if_absent.keys().map(|n| self.intern(n)).collect();
-        // most updates meet an item that has them all: their values need no interning
-        let (existed, missing): (bool, Vec<bool>) = match self.items.get(&key) {
-            Some(item) => (true, names.iter().map(|&n| !item.has_scalar(n)).collect()),
-            None => (false, vec![true; names.len()]),
-        };
+        // an update names a few sets and scalars: their ids on the stack
+        let mut sets: SmallIds = SmallIds::new();
+        for n in u.add.keys() {
+            sets.push(self.intern(n));
+        }
+        // most updates meet an item that has every scalar: their values need no interning
+        let existed = self.items.contains_key(&key);
         let mut scalars_if_absent = Vec::new();
-        for ((&name, value), missing) in names.iter().zip(u.set_if_absent.values()).zip(missing) {
+        for (name, value) in &u.set_if_absent {
+            let name = self.intern(name);
+            let missing = self
+                .items
+                .get(&key)
+                .is_none_or(|item| !item.has_scalar(name));
             if missing {
                 scalars_if_absent.push((name, self.intern(value)));
             }
@@ -157,11 +162,11 @@ impl Inner {
             scalars.push((self.intern(n), self.intern(v)));
         }
         let item = self.items.entry(key).or_default();
-        let full = sets.iter().any(|&n| item.len_of(n) >= u.cap);
+        let full = sets.as_slice().iter().any(|&n| item.len_of(n) >= u.cap);
         // a refused update changes nothing, its expiry included (as in DynamoDB)
         if !full {
             item.expires_at = item.expires_at.max(u.expires_at);
-            for (&n, members) in sets.iter().zip(u.add.values()) {
+            for (&n, members) in sets.as_slice().iter().zip(u.add.values()) {
                 item.insert_all(n, members);
             }
             item.set_scalars(scalars_if_absent.into_iter(), true);
@@ -191,6 +196,43 @@ impl Inner {
             .map(|&(n, v)| (name(n), self.string(v).to_owned()))
             .collect::<BTreeMap<_, _>>();
         out
+    }
+}
+
+/// Up to eight ids without an allocation (an update names one to three sets), more on the
+/// heap.
+enum SmallIds {
+    Inline(usize, [u32; 8]),
+    Heap(Vec<u32>),
+}
+
+impl SmallIds {
+    fn new() -> SmallIds {
+        SmallIds::Inline(0, [0; 8])
+    }
+
+    fn push(&mut self, id: u32) {
+        match self {
+            SmallIds::Inline(n, ids) if *n < ids.len() => {
+                if let Some(slot) = ids.get_mut(*n) {
+                    *slot = id;
+                }
+                *n += 1;
+            }
+            SmallIds::Inline(n, ids) => {
+                let mut v = ids.get(..*n).unwrap_or_default().to_vec();
+                v.push(id);
+                *self = SmallIds::Heap(v);
+            }
+            SmallIds::Heap(v) => v.push(id),
+        }
+    }
+
+    fn as_slice(&self) -> &[u32] {
+        match self {
+            SmallIds::Inline(n, ids) => ids.get(..*n).unwrap_or_default(),
+            SmallIds::Heap(v) => v,
+        }
     }
 }
 
@@ -242,22 +284,25 @@ impl MemItem {
 
     /// Set the scalars `values` (all, or only those the item does not have yet).
     fn set_scalars(&mut self, values: impl Iterator<Item = (u32, u32)>, only_absent: bool) {
-        let mut all = self.scalars.to_vec();
-        let mut changed = false;
+        // most updates change nothing here (the item has its scalars): no copy for them
+        let mut all: Option<Vec<(u32, u32)>> = None;
         for (name, value) in values {
-            match all.iter_mut().find(|(n, _)| *n == name) {
+            let current = all.as_deref().unwrap_or(&self.scalars);
+            match current.iter().position(|(n, _)| *n == name) {
                 Some(_) if only_absent => {}
-                Some((_, old)) => {
-                    changed |= *old != value;
-                    *old = value;
+                Some(at) if current.get(at).is_some_and(|&(_, v)| v == value) => {}
+                Some(at) => {
+                    let all = all.get_or_insert_with(|| self.scalars.to_vec());
+                    if let Some(slot) = all.get_mut(at) {
+                        slot.1 = value;
+                    }
                 }
-                None => {
-                    all.push((name, value));
-                    changed = true;
-                }
+                None => all
+                    .get_or_insert_with(|| self.scalars.to_vec())
+                    .push((name, value)),
             }
         }
-        if changed {
+        if let Some(all) = all {
             self.scalars = all.into_boxed_slice();
         }
     }
@@ -661,5 +706,30 @@ mod tests {
         assert_eq!(got.scalars["empty"], "");
         assert_eq!(got.scalars["last"], "c");
         assert_eq!(got.scalars.len(), 3);
+    }
+
+    #[tokio::test]
+    async fn an_update_of_many_sets_adds_to_each_and_caps_each() {
+        // more sets than the ids kept on the stack
+        let s = MemCorrelationState::default();
+        let mut u = update(&[], 2);
+        u.add = (0..11)
+            .map(|i| (format!("s{i}"), vec![Member::Int(i), Member::Int(100 + i)]))
+            .collect();
+        let got = s.add(&u).await.unwrap();
+        assert!(!got.full);
+        for i in 0..11 {
+            let want = [format!("{}", 100 + i), format!("{i}")];
+            let mut have: Vec<&str> = got.set(&format!("s{i}")).collect();
+            have.sort_unstable();
+            let mut want: Vec<&str> = want.iter().map(String::as_str).collect();
+            want.sort_unstable();
+            assert_eq!(have, want, "s{i}");
+        }
+        // every set is at the cap: one more member anywhere refuses the whole update
+        u.add = BTreeMap::from([("s10".to_owned(), vec![Member::Int(7)])]);
+        let again = s.add(&u).await.unwrap();
+        assert!(again.full);
+        assert_eq!(again.len_of("s10"), 2);
     }
 }
