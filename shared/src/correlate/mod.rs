@@ -394,7 +394,7 @@ impl Correlator {
                     context
                         .get_or_insert_with(|| {
                             let reuse = scratch.spare.pop();
-                            Arc::new(Context::of(record, time, &event_id, source.clone(), reuse))
+                            Arc::new(Context::of(record, &event_id, source.clone(), reuse))
                         })
                         .clone()
                 };
@@ -515,7 +515,7 @@ impl Correlator {
             latest,
             ..
         } = pending;
-        let Some(context) = latest else {
+        let Some((_, context)) = latest else {
             return Ok(None);
         };
         members.sort_unstable_by(flush_order);
@@ -740,10 +740,14 @@ struct Pending {
     members: Vec<(Set, Member)>,
     /// The observation the finding shows: the latest offered, or for a ratio family the
     /// earliest (see [`Role`]).
-    latest: Option<Arc<Context>>,
+    latest: Option<Shown>,
     /// Ratio families: per member, its latest numerator observation (empty until one).
-    numerator: Vec<Option<Arc<Context>>>,
+    numerator: Vec<Option<Shown>>,
 }
+
+/// An observation a finding may show, with its time beside it: a record is compared with
+/// the held one without reading the context (another cache line per record and group).
+type Shown = (i64, Arc<Context>);
 
 /// Which observation of a group a finding shows. A slot is offered one kind only: a ratio
 /// family's slot keeps its earliest call (each member's latest numerator call is kept
@@ -759,13 +763,15 @@ enum Role {
 /// Put `context` in `held` if it is the observation `role` keeps: the same whatever order
 /// records arrive in. Returns the context it replaced.
 fn keep_shown(
-    held: &mut Option<Arc<Context>>,
+    held: &mut Option<Shown>,
     (time, event_id): (i64, &str),
     role: Role,
     context: impl FnOnce() -> Arc<Context>,
 ) -> Option<Arc<Context>> {
-    if let Some(c) = held.as_ref() {
-        let order = (c.time, c.get(Ctx::EventId)).cmp(&(time, event_id));
+    if let Some((held_time, c)) = held.as_ref() {
+        let order = held_time
+            .cmp(&time)
+            .then_with(|| c.get(Ctx::EventId).cmp(event_id));
         let stays = match role {
             Role::Latest => order.is_ge(),
             Role::Earliest => order.is_le(),
@@ -774,7 +780,7 @@ fn keep_shown(
             return None;
         }
     }
-    held.replace(context())
+    held.replace((time, context())).map(|(_, c)| c)
 }
 
 impl Pending {
@@ -813,6 +819,7 @@ impl Pending {
             .get(member)
             .and_then(Option::as_ref)
             .or(self.latest.as_ref())
+            .map(|(_, c)| c)
     }
 
     /// Keep the first `n` distinct members in flush order ([`flush_order`])
@@ -908,7 +915,6 @@ fn hash48(s: &str) -> u64 {
 /// kept in one string (tens of thousands of groups can wait in a batch).
 #[derive(Debug)]
 struct Context {
-    time: i64,
     /// The fields of [`Ctx`] one after another; `ends[i]` is where field `i` ends.
     text: String,
     ends: [u32; Ctx::COUNT],
@@ -937,13 +943,7 @@ impl Ctx {
 impl Context {
     /// The context of `r`, written into `reuse`'s buffer when given (no allocation once a
     /// buffer is large enough).
-    fn of(
-        r: &Record,
-        time: i64,
-        event_id: &str,
-        source: Arc<str>,
-        reuse: Option<Context>,
-    ) -> Context {
+    fn of(r: &Record, event_id: &str, source: Arc<str>, reuse: Option<Context>) -> Context {
         let principal = r.principal();
         let source_ip = r.source_ip();
         let fields: [&str; Ctx::COUNT] = [
@@ -966,7 +966,6 @@ impl Context {
             *end = u32::try_from(text.len()).unwrap_or(u32::MAX);
         }
         Context {
-            time,
             text,
             ends,
             has_principal: principal.is_some(),
