@@ -466,35 +466,48 @@ impl Correlator {
         // claim the earlier episode first, so a scan repeated gives the same finding ids
         groups.sort_unstable_by(|a, b| (a.0, &a.1, a.2).cmp(&(b.0, &b.1, b.2)));
         // only the groups that fire are collected (a batch can hold tens of thousands)
-        let found: Vec<Vec<Finding>> = stream::iter(groups)
-            .map(|(slot, group, bucket, hash, pending)| async move {
-                if let Some(p) = self.plans.get(slot) {
-                    return self
-                        .flush_one(state, p, (&group, &hash), bucket, pending, now)
-                        .await
-                        .map(|f| f.into_iter().collect::<Vec<_>>())
-                        .map_err(|source| CorrelateError::State {
-                            correlation: p.rule.id.clone(),
-                            source,
-                        });
-                }
-                let Some(fam) = slot
-                    .checked_sub(self.plans.len())
-                    .and_then(|f| self.families.get(f))
-                else {
-                    return Ok(Vec::new());
-                };
-                self.flush_family(state, fam, (&group, &hash), bucket, pending, now)
+        let one = |(slot, group, bucket, hash, pending): Due| async move {
+            if let Some(p) = self.plans.get(slot) {
+                return self
+                    .flush_one(state, p, (&group, &hash), bucket, pending, now)
                     .await
+                    .map(|f| f.into_iter().collect::<Vec<_>>())
                     .map_err(|source| CorrelateError::State {
-                        correlation: fam.label.clone(),
+                        correlation: p.rule.id.clone(),
                         source,
-                    })
-            })
-            .buffer_unordered(MAX_IN_FLIGHT)
-            .try_filter_map(|found| async move { Ok((!found.is_empty()).then_some(found)) })
-            .try_collect()
-            .await?;
+                    });
+            }
+            let Some(fam) = slot
+                .checked_sub(self.plans.len())
+                .and_then(|f| self.families.get(f))
+            else {
+                return Ok(Vec::new());
+            };
+            self.flush_family(state, fam, (&group, &hash), bucket, pending, now)
+                .await
+                .map_err(|source| CorrelateError::State {
+                    correlation: fam.label.clone(),
+                    source,
+                })
+        };
+        let found: Vec<Vec<Finding>> = if S::IMMEDIATE {
+            // nothing to overlap: one group after another, no task per group
+            let mut found = Vec::new();
+            for g in groups {
+                let f = one(g).await?;
+                if !f.is_empty() {
+                    found.push(f);
+                }
+            }
+            found
+        } else {
+            stream::iter(groups)
+                .map(one)
+                .buffer_unordered(MAX_IN_FLIGHT)
+                .try_filter_map(|found| async move { Ok((!found.is_empty()).then_some(found)) })
+                .try_collect()
+                .await?
+        };
         let mut out: Vec<Finding> = found.into_iter().flatten().collect();
         out.sort_by(|a, b| a.id.cmp(&b.id));
         out.dedup_by(|a, b| a.id == b.id);

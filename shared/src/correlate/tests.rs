@@ -527,3 +527,65 @@ async fn a_trimmed_ratio_batch_writes_what_an_untrimmed_flush_would() {
     let n = Correlator::new(&rules).ratio_set("c-ratio").unwrap();
     assert_eq!(item.set(&n).collect::<Vec<_>>(), expected_n);
 }
+
+/// The in-memory state seen as a state whose calls may wait (as DynamoDB's do): the flush
+/// keeps several groups in flight instead of going one by one.
+struct InFlight(MemCorrelationState);
+
+impl CorrelationState for InFlight {
+    async fn add(&self, u: &StateUpdate) -> Result<StateItem, PortError> {
+        self.0.add(u).await
+    }
+    async fn add_counting(&self, u: &StateUpdate, names: &[&str]) -> Result<SetSizes, PortError> {
+        self.0.add_counting(u, names).await
+    }
+    async fn get(&self, k: &StateKey) -> Result<Option<StateItem>, PortError> {
+        self.0.get(k).await
+    }
+    async fn claim(&self, k: &StateKey, e: Episode, x: i64) -> Result<Episode, PortError> {
+        self.0.claim(k, e, x).await
+    }
+}
+
+#[tokio::test]
+async fn flushing_one_group_at_a_time_or_several_in_flight_finds_the_same() {
+    const { assert!(MemCorrelationState::IMMEDIATE && !InFlight::IMMEDIATE) };
+    let ratio = ratio_rule(3, 50, 4);
+    let rules = set(&[("a.yml", ACTIVITY), ("r.yml", &ratio)]);
+    let c = Correlator::new(&rules);
+    // bursts and ratios of five principals (half their calls denied), in three batches
+    let recs: Vec<Record> = (0..60)
+        .map(|i| {
+            let who = format!("arn:aws:iam::111122223333:user/u{}", i % 5);
+            if i % 2 == 0 {
+                record(&format!("e{i}"), (i as i64) * 5, &who, "X")
+            } else {
+                allowed(&format!("e{i}"), (i as i64) * 5, &who)
+            }
+        })
+        .collect();
+    let serial = MemCorrelationState::default();
+    let parallel = InFlight(MemCorrelationState::default());
+    let (mut a, mut b) = (Vec::new(), Vec::new());
+    for chunk in recs.chunks(20) {
+        let (mut ba, mut bb) = (Batch::default(), Batch::default());
+        for r in chunk {
+            let mut matched = Vec::new();
+            rules.matches(r, &mut matched);
+            c.observe(&mut ba, r, &matched, "test");
+            c.observe(&mut bb, r, &matched, "test");
+        }
+        a.extend(c.flush(&serial, ba).await.unwrap());
+        b.extend(c.flush(&parallel, bb).await.unwrap());
+    }
+    let view = |f: &[Finding]| {
+        f.iter()
+            .map(|f| format!("{} {} {} {}", f.id, f.rule_id, f.event_id, f.title))
+            .collect::<Vec<_>>()
+    };
+    assert!(a.iter().any(|f| f.rule_id == "c-burst"), "{:?}", view(&a));
+    assert!(a.iter().any(|f| f.rule_id == "c-ratio"), "{:?}", view(&a));
+    assert_eq!(view(&a), view(&b));
+    assert_eq!(serial.len(), parallel.0.len());
+    assert_eq!(serial.updates(), parallel.0.updates());
+}

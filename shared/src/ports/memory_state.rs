@@ -409,6 +409,8 @@ impl MemCorrelationState {
 }
 
 impl CorrelationState for MemCorrelationState {
+    const IMMEDIATE: bool = true;
+
     async fn add(&self, u: &StateUpdate) -> Result<StateItem, PortError> {
         let mut g = self.0.lock().map_err(|_| poisoned("UpdateItem"))?;
         Self::take_failure(&mut g)?;

@@ -136,6 +136,11 @@ pub struct Episode {
 
 /// Where correlation state lives (DynamoDB in Lambda, memory in the CLI and tests).
 pub trait CorrelationState: Send + Sync {
+    /// Calls complete without waiting on anything (the in-memory state): a flush then makes
+    /// them one after another instead of keeping [`crate::correlate::MAX_IN_FLIGHT`] in
+    /// flight, which would cost a task allocation per group for nothing.
+    const IMMEDIATE: bool = false;
+
     /// Apply `update` atomically; see the module documentation.
     ///
     /// # Errors
