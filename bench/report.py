@@ -100,7 +100,7 @@ def render(results, md):
     w(f"- **Date:** {meta.get('date', '?')}")
     w(f"- **Machine:** {meta.get('cpu', '?')}, {meta.get('cores', '?')} cores, {meta.get('mem', '?')} RAM, {meta.get('kernel', '?')}")
     w(f"- **Toolchain:** {meta.get('rustc', '?')}, release profile (thin LTO); {meta.get('python', '?')}")
-    w(f"- **Load:** before `{meta.get('load_before', '?')}`, after `{meta.get('load_after', '?')}` (the release build just before and the run itself raise these; on this shared VM read single rows as ±10 %)")
+    w(f"- **Load:** before `{meta.get('load_before', '?')}`, after `{meta.get('load_after', '?')}` (the run itself, and the release build before it unless `SKIP_BUILD=1`, raise these; on a shared machine read single rows as ±10 %)")
     w(f"- **Corpus:** {meta.get('corpus', '?')}")
     w(f"- **Large file:** {meta.get('large', '?')}")
     if meta.get("worst"):
