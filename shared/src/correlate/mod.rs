@@ -437,6 +437,62 @@ impl Correlator {
         batch.scratch = scratch;
     }
 
+    /// Add what `from` observed to `into`, as if its records had been observed into `into`:
+    /// a flush of the merged batch writes what flushing both would, in one update per group
+    /// where both saw the same group (the log-processor flushes once per invocation, not once
+    /// per object). Which observation a finding shows does not depend on the order of merging.
+    pub fn merge(&self, into: &mut Batch, from: Batch) {
+        if into.groups.is_empty() {
+            let scratch = std::mem::take(&mut into.scratch);
+            *into = from;
+            into.scratch = scratch;
+            return;
+        }
+        if into.groups.len() < from.groups.len() {
+            into.groups.resize_with(from.groups.len(), Default::default);
+        }
+        for (target, groups) in into.groups.iter_mut().zip(from.groups) {
+            for (text, slots) in groups {
+                let held = target.entry(text).or_default();
+                for slot in slots {
+                    let (weight, keep, role) = self.slot_kind(slot.plan);
+                    match held
+                        .iter_mut()
+                        .find(|s| (s.plan, s.bucket) == (slot.plan, slot.bucket))
+                    {
+                        Some(s) => {
+                            s.pending.absorb(slot.pending, role);
+                            if s.pending.members.len() > keep.saturating_mul(2).saturating_add(1024)
+                            {
+                                s.pending.keep_first(keep);
+                            }
+                        }
+                        None => {
+                            into.held += weight;
+                            held.push(slot);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// For a batch slot's plan index (a ratio family's come after the plans): how much it
+    /// weighs in [`Batch::len`], how many members it keeps, which observation it shows.
+    fn slot_kind(&self, slot: usize) -> (usize, usize, Role) {
+        match slot
+            .checked_sub(self.plans.len())
+            .and_then(|f| self.families.get(f))
+        {
+            Some(fam) => (fam.plans.len(), fam.keep, Role::Earliest),
+            None => (
+                1,
+                self.plans.get(slot).map_or(usize::MAX, |p| p.keep),
+                Role::Latest,
+            ),
+        }
+    }
+
     /// Write the batch to `state` and return the correlation findings whose condition holds
     /// (deterministic ids: the same burst always yields the same finding).
     ///
@@ -833,6 +889,27 @@ impl Pending {
             .and_then(Option::as_ref)
             .or(self.latest.as_ref())
             .map(|(_, c)| c)
+    }
+
+    /// Take `other`'s members and keep whichever shown observations `role` (and, for the
+    /// numerator observations, the latest) prefers.
+    fn absorb(&mut self, mut other: Pending, role: Role) {
+        self.members.append(&mut other.members);
+        if let Some((time, context)) = other.latest {
+            let shown = context.clone();
+            keep_shown(
+                &mut self.latest,
+                (time, shown.get(Ctx::EventId)),
+                role,
+                || context,
+            );
+        }
+        for (member, offered) in other.numerator.into_iter().enumerate() {
+            if let Some((time, context)) = offered {
+                let shown = context.clone();
+                let _ = self.offer_numerator(member, time, shown.get(Ctx::EventId), || context);
+            }
+        }
     }
 
     /// Keep the first `n` distinct members in flush order ([`flush_order`])

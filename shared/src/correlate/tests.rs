@@ -589,3 +589,117 @@ async fn flushing_one_group_at_a_time_or_several_in_flight_finds_the_same() {
     assert_eq!(serial.len(), parallel.0.len());
     assert_eq!(serial.updates(), parallel.0.updates());
 }
+
+#[tokio::test]
+async fn merged_batches_write_and_find_what_one_batch_would_in_fewer_updates() {
+    const LIST: &str =
+        "title: list\nname: b-list\nlogsource: {product: aws, service: cloudtrail}\n\
+detection:\n  sel:\n    eventName|startswith: List\n  condition: sel\nlevel: low\n";
+    let denied = ratio_rule(2, 10, 3);
+    let listing = denied
+        .replace("name: c-ratio", "name: c-list-ratio")
+        .replace("[b-denied, b-any]", "[b-list, b-any]")
+        .replace("numerator: [b-denied]", "numerator: [b-list]");
+    let rules = set(&[
+        ("any.yml", ACTIVITY),
+        ("list.yml", LIST),
+        ("ratio.yml", &denied),
+        ("list-ratio.yml", &listing),
+    ]);
+    let c = Correlator::new(&rules);
+    // two principals over three "objects"; the shown calls (latest burst call, latest
+    // numerator call, earliest call) are spread over different objects
+    let objects: Vec<Vec<Record>> = vec![
+        vec![
+            record("a1", 10, ALICE, "X"),
+            allowed("b1", 15, BOB),
+            record("a2", 20, ALICE, "ListUsers"),
+        ],
+        vec![
+            allowed("a0", 5, ALICE),
+            record("b2", 30, BOB, "X"),
+            record("a3", 40, ALICE, "X"),
+        ],
+        vec![
+            record("b3", 50, BOB, "ListRoles"),
+            record("a4", 60, ALICE, "ListGroups"),
+            record("b4", 70, BOB, "X"),
+            allowed("a5", 80, ALICE),
+        ],
+    ];
+    let batch_of = |recs: &[Record]| {
+        let mut batch = Batch::default();
+        for r in recs {
+            let mut matched = Vec::new();
+            rules.matches(r, &mut matched);
+            c.observe(&mut batch, r, &matched, "test");
+        }
+        batch
+    };
+    let all: Vec<Record> = objects
+        .iter()
+        .flatten()
+        .map(|r| Record::from_json(r.as_json().to_owned()).unwrap())
+        .collect();
+    let one_state = MemCorrelationState::default();
+    let one = c.flush(&one_state, batch_of(&all)).await.unwrap();
+    assert!(
+        one.iter().any(|f| f.rule_id == "c-burst")
+            && one.iter().any(|f| f.rule_id == "c-ratio")
+            && one.iter().any(|f| f.rule_id == "c-list-ratio"),
+        "{one:?}"
+    );
+    for order in [[0, 1, 2], [2, 1, 0], [1, 2, 0]] {
+        let mut merged = Batch::default();
+        for &i in &order {
+            c.merge(&mut merged, batch_of(&objects[i]));
+        }
+        let single = batch_of(&all);
+        assert_eq!(
+            (merged.len(), merged.members()),
+            (single.len(), single.members())
+        );
+        let state = MemCorrelationState::default();
+        let found = c.flush(&state, merged).await.unwrap();
+        assert_eq!(found, one, "merge order {order:?}");
+        assert_eq!(state.updates(), one_state.updates());
+    }
+    // flushing object by object writes the same items in more updates
+    let state = MemCorrelationState::default();
+    for recs in &objects {
+        c.flush(&state, batch_of(recs)).await.unwrap();
+    }
+    assert!(state.updates() > one_state.updates());
+    let day = (1_794_999_600_i64).div_euclid(86_400) * 86_400;
+    for who in [ALICE, BOB] {
+        let key = StateKey {
+            pk: c.ratio_pk("c-ratio", who).unwrap(),
+            sk: day.to_string(),
+        };
+        assert_eq!(state.item(&key), one_state.item(&key));
+    }
+    // a ratio that holds on calls flushed earlier shows the merged batch's earliest call
+    let carol = "arn:aws:iam::111122223333:user/carol";
+    let first = [record("c0", 1, carol, "X"), record("c1", 2, carol, "X")];
+    let later = [
+        vec![allowed("c3", 90, carol)],
+        vec![allowed("c2", 85, carol), allowed("c4", 95, carol)],
+    ];
+    for order in [[0, 1], [1, 0]] {
+        let state = MemCorrelationState::default();
+        c.flush(&state, batch_of(&first)).await.unwrap();
+        let mut merged = Batch::default();
+        for &i in &order {
+            c.merge(&mut merged, batch_of(&later[i]));
+        }
+        let shown: Vec<String> = c
+            .flush(&state, merged)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|f| f.rule_id == "c-ratio")
+            .map(|f| f.event_id)
+            .collect();
+        assert_eq!(shown, ["c2"], "merge order {order:?}");
+    }
+}

@@ -15,10 +15,12 @@
 //! the request id, bucket, key and counts, never record contents.
 //!
 //! Correlations: every record that matched a rule (building blocks included) is observed
-//! by the [`Correlator`] during the scan; after the scan the object's batch is flushed to
-//! the correlation state, and the correlation findings are delivered with the detections.
-//! A retryable state failure retries the object (updates are idempotent, finding ids are
-//! deterministic); a permanent one is logged and counted. Before delivery every finding is
+//! by the [`Correlator`] during the scan; the objects' batches are merged as their scans end
+//! and flushed to the correlation state once per invocation (earlier only past
+//! [`CORRELATION_FLUSH_SLOTS`]), so a principal active in several objects of an SQS batch
+//! costs one state update; then the correlation findings are delivered. A retryable state
+//! failure retries the objects whose observations the flush carried (updates are
+//! idempotent, finding ids are deterministic); a permanent one is logged and counted. Before delivery every finding is
 //! checked against the allow-list ([`suppress::mark`]): suppressed findings are stored,
 //! never alerted. Delivery groups alerts across invocations in the same state
 //! ([`super::deliver`], `ALERT_GROUP_WINDOW_SECS`).
@@ -45,6 +47,9 @@ use std::time::{Duration, Instant, SystemTime};
 
 /// How deep envelopes may nest (SQS → SNS → S3 is 2).
 const MAX_DEPTH: usize = 4;
+/// Correlation slots an invocation holds before writing them (~0.5 KB each): objects' batches
+/// are merged until then, so one flush serves the objects of an SQS batch.
+pub const CORRELATION_FLUSH_SLOTS: usize = 8192;
 /// Rejected records logged one by one per object; the rest are only counted.
 const LOG_REJECTIONS: u64 = 20;
 
@@ -454,29 +459,139 @@ impl<O: ObjectSource, S: FindingStore, N: Notifier, C: CorrelationState>
     }
 
     /// Process `objects`, at most `max_in_flight` at a time; outcomes in input order.
+    ///
+    /// What the objects contribute to correlations is merged as each scan ends and written
+    /// once for the invocation ([`CORRELATION_FLUSH_SLOTS`] bounds what is held): a principal
+    /// active in several objects of an SQS batch is one state update, not one per object.
+    /// A retryable state failure retries every object whose observations it carried.
     pub async fn process_all(&self, objects: &[ObjectRef], inv: &Invocation) -> Vec<Outcome> {
         let budget = super::Budget::start(
             inv.deadline,
             Duration::from_millis(self.cfg.deadline_margin_ms),
         );
-        let mut done: Vec<(usize, Outcome)> = stream::iter(objects.iter().enumerate())
+        let mut outcomes = vec![Outcome::Skipped; objects.len()];
+        let mut held = Batch::default();
+        let mut carried: Vec<usize> = Vec::new();
+        let mut done = stream::iter(objects.iter().enumerate())
             .map(|(i, o)| async move {
                 // checked when the object would start, not when the batch starts
                 if !budget.has_time() {
                     tracing::warn!(request_id = %inv.request_id, bucket = %o.bucket, key = %o.key, "deadline near; object left for a retry");
-                    return (i, Outcome::Unstarted);
+                    return (i, Outcome::Unstarted, None);
                 }
-                (i, self.process(o, inv).await)
+                let (outcome, batch) = self.scan_and_deliver(o, inv).await;
+                (i, outcome, batch)
             })
-            .buffer_unordered(self.cfg.max_in_flight.get())
-            .collect()
+            .buffer_unordered(self.cfg.max_in_flight.get());
+        while let Some((i, outcome, batch)) = done.next().await {
+            if let Some(slot) = outcomes.get_mut(i) {
+                *slot = outcome;
+            }
+            if let Some(batch) = batch.filter(|b| !b.is_empty()) {
+                self.correlator.merge(&mut held, batch);
+                carried.push(i);
+                if held.len() >= CORRELATION_FLUSH_SLOTS {
+                    let batch = std::mem::take(&mut held);
+                    let objs = std::mem::take(&mut carried);
+                    self.flush_correlations(batch, &objs, &mut outcomes, inv)
+                        .await;
+                }
+            }
+        }
+        self.flush_correlations(held, &carried, &mut outcomes, inv)
             .await;
-        done.sort_by_key(|(i, _)| *i);
-        done.into_iter().map(|(_, o)| o).collect()
+        outcomes
     }
 
-    /// Process one object.
+    /// Write `batch` (the observations of the objects `carried`) to the correlation state
+    /// and deliver the correlation findings; on a retryable failure those objects are
+    /// retried (updates are idempotent, finding ids deterministic).
+    async fn flush_correlations(
+        &self,
+        batch: Batch,
+        carried: &[usize],
+        outcomes: &mut [Outcome],
+        inv: &Invocation,
+    ) {
+        if batch.is_empty() {
+            return;
+        }
+        let request_id = inv.request_id.as_str();
+        let (slots, objects) = (batch.len(), carried.len());
+        let mut retry = None;
+        let mut correlated = match self.correlator.flush(self.state, batch).await {
+            Ok(found) => found,
+            Err(e) if e.is_retryable() => {
+                tracing::warn!(request_id, objects, error = %e, "correlation state update failed; its objects will be retried");
+                retry = Some(e.to_string());
+                Vec::new()
+            }
+            Err(e) => {
+                tracing::error!(request_id, objects, error = %e, "correlation state update failed permanently; correlations of these objects skipped");
+                metrics::emit(
+                    &[("Function", "log-processor")],
+                    &[("CorrelationErrors", 1.0, Unit::Count)],
+                );
+                Vec::new()
+            }
+        };
+        let mut suppressed = 0u64;
+        if let Some(list) = self.allowlist {
+            let now = time::OffsetDateTime::now_utc();
+            for f in &mut correlated {
+                suppressed += u64::from(suppress::mark(list, f, None, now).is_some());
+            }
+        }
+        let stored: Vec<StoredFinding<'_>> = correlated
+            .iter()
+            .map(|f| StoredFinding {
+                finding: f,
+                record_json: None,
+                object_key: None,
+            })
+            .collect();
+        if let Err(e) = deliver(self.cfg, self.store, self.notifier, self.state, &stored).await {
+            tracing::warn!(request_id, objects, error = %e, "delivering correlation findings failed; their objects will be retried");
+            retry = Some(e.to_string());
+        }
+        tracing::info!(
+            request_id,
+            objects,
+            slots,
+            correlations = correlated.len(),
+            suppressed,
+            "correlations flushed"
+        );
+        metrics::emit(
+            &[("Function", "log-processor")],
+            &[
+                ("CorrelationFindings", correlated.len() as f64, Unit::Count),
+                ("SuppressedFindings", suppressed as f64, Unit::Count),
+            ],
+        );
+        if let Some(why) = retry {
+            for &i in carried {
+                if let Some(o) = outcomes.get_mut(i).filter(|o| !o.must_retry()) {
+                    *o = Outcome::Retry(why.clone());
+                }
+            }
+        }
+    }
+
+    /// Process one object (as [`LogProcessor::process_all`] does for a list of one).
     pub async fn process(&self, obj: &ObjectRef, inv: &Invocation) -> Outcome {
+        let mut outcomes = self.process_all(std::slice::from_ref(obj), inv).await;
+        outcomes.pop().unwrap_or(Outcome::Skipped)
+    }
+
+    /// Scan one object and deliver its findings; its correlation observations are returned
+    /// for the invocation's flush (also when the object is to be retried: a partial batch is
+    /// written too, the retry adds the rest).
+    async fn scan_and_deliver(
+        &self,
+        obj: &ObjectRef,
+        inv: &Invocation,
+    ) -> (Outcome, Option<Batch>) {
         let (request_id, bucket, key) = (
             inv.request_id.as_str(),
             obj.bucket.as_str(),
@@ -486,17 +601,17 @@ impl<O: ObjectSource, S: FindingStore, N: Notifier, C: CorrelationState>
         let parsed = S3Key::parse(key);
         if !parsed.kind.is_evaluated() {
             tracing::debug!(request_id, bucket, key, kind = %parsed.kind, "not a log file; skipped");
-            return Outcome::Skipped;
+            return (Outcome::Skipped, None);
         }
         let body = match self.objects.open(bucket, key).await {
             Ok(b) => b,
             Err(PortError::NotFound { .. }) => {
                 tracing::warn!(request_id, bucket, key, "object no longer exists; skipped");
-                return Outcome::Skipped;
+                return (Outcome::Skipped, None);
             }
             Err(e) if e.is_retryable() => {
                 tracing::warn!(request_id, bucket, key, error = %e, "reading object failed; will retry");
-                return Outcome::Retry(e.to_string());
+                return (Outcome::Retry(e.to_string()), None);
             }
             Err(e) => {
                 tracing::error!(request_id, bucket, key, error = %e, "object cannot be read");
@@ -504,7 +619,7 @@ impl<O: ObjectSource, S: FindingStore, N: Notifier, C: CorrelationState>
                     &[("Function", "log-processor")],
                     &[("ReadErrors", 1.0, Unit::Count)],
                 );
-                return Outcome::Skipped;
+                return (Outcome::Skipped, None);
             }
         };
         let failed = Arc::new(AtomicBool::new(false));
@@ -526,39 +641,17 @@ impl<O: ObjectSource, S: FindingStore, N: Notifier, C: CorrelationState>
             Ok(s) => s,
             Err(e) => {
                 tracing::error!(request_id, bucket, key, error = %e, "scan task failed");
-                return Outcome::Retry(format!("scan task failed: {e}"));
+                return (Outcome::Retry(format!("scan task failed: {e}")), None);
             }
         };
         let download_failed = failed.load(Ordering::Relaxed);
-        // a partial batch is flushed too: the updates are idempotent, the retry adds the rest
-        let mut correlated = Vec::new();
-        let mut correlate_retry = None;
         let batch = std::mem::take(&mut scanned.batch);
-        if !batch.is_empty() {
-            match self.correlator.flush(self.state, batch).await {
-                Ok(found) => correlated = found,
-                Err(e) if e.is_retryable() => {
-                    tracing::warn!(request_id, bucket, key, error = %e, "correlation state update failed; will retry");
-                    correlate_retry = Some(e.to_string());
-                }
-                Err(e) => {
-                    tracing::error!(request_id, bucket, key, error = %e, "correlation state update failed permanently; correlations of this object skipped");
-                    metrics::emit(
-                        &[("Function", "log-processor")],
-                        &[("CorrelationErrors", 1.0, Unit::Count)],
-                    );
-                }
-            }
-        }
         let mut suppressed = 0u64;
         if let Some(list) = self.allowlist {
             let now = time::OffsetDateTime::now_utc();
             for (f, json) in &mut scanned.found {
                 let ua = suppress::user_agent_of(json);
                 suppressed += u64::from(suppress::mark(list, f, ua.as_deref(), now).is_some());
-            }
-            for f in &mut correlated {
-                suppressed += u64::from(suppress::mark(list, f, None, now).is_some());
             }
         }
         let stored: Vec<StoredFinding<'_>> = scanned
@@ -569,11 +662,6 @@ impl<O: ObjectSource, S: FindingStore, N: Notifier, C: CorrelationState>
                 record_json: Some(json),
                 object_key: Some(key),
             })
-            .chain(correlated.iter().map(|f| StoredFinding {
-                finding: f,
-                record_json: None,
-                object_key: None,
-            }))
             .collect();
         // deliver what was found even if the download broke: the retry finds them stored
         let delivered = deliver(self.cfg, self.store, self.notifier, self.state, &stored).await;
@@ -587,7 +675,6 @@ impl<O: ObjectSource, S: FindingStore, N: Notifier, C: CorrelationState>
             evaluated = s.records_evaluated,
             rejected = s.records_rejected,
             findings = s.findings,
-            correlations = correlated.len(),
             suppressed,
             duration_ms,
             "object processed"
@@ -600,30 +687,28 @@ impl<O: ObjectSource, S: FindingStore, N: Notifier, C: CorrelationState>
                 ("Findings", s.findings as f64, Unit::Count),
                 ("ParseErrors", parse_errors as f64, Unit::Count),
                 ("RecordsRejected", s.records_rejected as f64, Unit::Count),
-                ("CorrelationFindings", correlated.len() as f64, Unit::Count),
                 ("SuppressedFindings", suppressed as f64, Unit::Count),
             ],
         );
-        if download_failed {
+        let outcome = if download_failed {
             let why = scanned.damage.unwrap_or_default();
             tracing::warn!(request_id, bucket, key, error = %why, "download interrupted; will retry");
-            return Outcome::Retry(format!(
+            Outcome::Retry(format!(
                 "download of s3://{bucket}/{key} interrupted: {why}"
-            ));
-        }
-        if let Some(damage) = &scanned.damage {
-            tracing::error!(request_id, bucket, key, records_read = s.records_read, error = %damage, "log object damaged; records before the damage were evaluated");
-        }
-        if let Some(why) = correlate_retry {
-            return Outcome::Retry(why);
-        }
-        match delivered {
-            Ok(_) => Outcome::Done(scanned.stats),
-            Err(e) => {
-                tracing::warn!(request_id, bucket, key, error = %e, "delivering findings failed; will retry");
-                Outcome::Retry(e.to_string())
+            ))
+        } else {
+            if let Some(damage) = &scanned.damage {
+                tracing::error!(request_id, bucket, key, records_read = s.records_read, error = %damage, "log object damaged; records before the damage were evaluated");
             }
-        }
+            match delivered {
+                Ok(_) => Outcome::Done(scanned.stats),
+                Err(e) => {
+                    tracing::warn!(request_id, bucket, key, error = %e, "delivering findings failed; will retry");
+                    Outcome::Retry(e.to_string())
+                }
+            }
+        };
+        (outcome, Some(batch))
     }
 }
 

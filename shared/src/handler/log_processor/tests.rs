@@ -495,3 +495,95 @@ async fn allow_listed_findings_are_stored_but_not_alerted() {
         .iter()
         .any(|a| a.rule_id == STOP_LOGGING_RULE));
 }
+
+fn sqs_of(keys: &[String]) -> Value {
+    let records: Vec<Value> = keys
+        .iter()
+        .enumerate()
+        .map(|(i, k)| {
+            json!({"messageId": format!("m{i}"), "eventSource": "aws:sqs",
+                   "body": s3_event(&[k.as_str()]).to_string()})
+        })
+        .collect();
+    json!({ "Records": records })
+}
+
+/// A burst of failed logins and a principal's calls spread over three objects.
+fn burst_in_three_objects(w: &World) -> Vec<String> {
+    let logins: Vec<Value> = (0..12).map(failed_login).collect();
+    let calls: Vec<Value> = (0..9)
+        .map(|i| rec(100 + i, "DescribeInstances", "ec2.amazonaws.com"))
+        .collect();
+    let mut keys = Vec::new();
+    for (n, p) in ['a', 'b', 'c'].into_iter().enumerate() {
+        let mut records: Vec<Value> = logins[n * 4..n * 4 + 4].to_vec();
+        records.extend_from_slice(&calls[n * 3..n * 3 + 3]);
+        w.objects.insert(BUCKET, &key_part(p), log_bytes(&records));
+        keys.push(key_part(p));
+    }
+    keys
+}
+
+fn stored_ids(w: &World) -> Vec<String> {
+    let mut ids: Vec<String> = w.store.findings().into_iter().map(|f| f.id).collect();
+    ids.sort();
+    ids
+}
+
+#[tokio::test]
+async fn an_sqs_batch_writes_each_correlation_group_once() {
+    // one invocation per object
+    let apart = World::new();
+    for key in burst_in_three_objects(&apart) {
+        let out = apart.run(sqs_of(&[key])).await.unwrap();
+        assert_eq!(out, json!({"batchItemFailures": []}));
+    }
+    // the three objects in one SQS batch
+    let together = World::new();
+    let keys = burst_in_three_objects(&together);
+    let out = together.run(sqs_of(&keys)).await.unwrap();
+    assert_eq!(out, json!({"batchItemFailures": []}));
+    // the same findings (the login burst among them) from fewer state updates: the
+    // principal's activity, the login burst by IP and by user are one update each
+    assert!(together.store.findings().iter().any(|f| f.rule_id == BY_IP));
+    assert_eq!(stored_ids(&together), stored_ids(&apart));
+    assert!(
+        together.state.updates() * 2 < apart.state.updates(),
+        "{} updates in one batch, {} apart",
+        together.state.updates(),
+        apart.state.updates()
+    );
+}
+
+#[tokio::test]
+async fn a_failed_correlation_flush_retries_every_object_it_carried() {
+    let w = World::new();
+    let mut keys = burst_in_three_objects(&w);
+    // not a log file: carries nothing, never retried
+    keys.push("AWSLogs/111122223333/CloudTrail-Digest/us-east-1/2026/11/23/d.json.gz".into());
+    w.state.fail_next(vec![PortError::Transient {
+        op: "UpdateItem",
+        message: "ProvisionedThroughputExceededException".into(),
+    }]);
+    let out = w.run(sqs_of(&keys)).await.unwrap();
+    assert_eq!(
+        out,
+        json!({"batchItemFailures": [
+            {"itemIdentifier": "m0"}, {"itemIdentifier": "m1"}, {"itemIdentifier": "m2"}]})
+    );
+    assert!(w
+        .store
+        .findings()
+        .iter()
+        .all(|f| !f.rule_id.starts_with("tw-corr-")));
+    // the retry of those messages converges on what a clean run finds
+    let out = w.run(sqs_of(&keys[..3])).await.unwrap();
+    assert_eq!(out, json!({"batchItemFailures": []}));
+    let clean = World::new();
+    clean
+        .run(sqs_of(&burst_in_three_objects(&clean)))
+        .await
+        .unwrap();
+    assert_eq!(stored_ids(&w), stored_ids(&clean));
+    assert!(w.store.findings().iter().any(|f| f.rule_id == BY_IP));
+}
