@@ -14,10 +14,12 @@ with only the bundled building blocks (`rules/correlations/base`), which then re
 match as a finding, and reads event ids, principals, times and files from the JSONL. It then
 replays the two delivery paths:
 
-- log-processor: one flush per object (files in delivery order = name order), one update
-  per (item, principal, day) the object touched, at most 100 members per update; in both
-  layouts: one item per ratio (before 2026-12-07) and one item shared by the ratios that
-  count the same calls (`d` once, a numerator set per ratio: the current one);
+- log-processor: files in delivery order (the time in their names), one update per (item,
+  principal, day) a flush touched, at most 100 members per update; flushed once per object
+  (before 2026-12-07 evening) or once per invocation of `--batch` objects (an SQS batch:
+  the template's default BatchSize is 10); in both layouts: one item per ratio (before
+  2026-12-07) and one item shared by the ratios that count the same calls (`d` once, a
+  numerator set per ratio: the current one);
 - event-handler (as it was before it left ratios to the log-processor): one update per
   ratio per write event, with the items holding every call (both paths write them).
 
@@ -72,19 +74,27 @@ def matches(trailwatch, corpus, repo):
     return events
 
 
-def replay(by_file, shared):
-    """One flush per object in name order; returns (items, updates, write units)."""
+def delivery_order(name):
+    """CloudTrail names end `_<region>_<YYYYMMDDTHHMMZ>_<unique>.json.gz`: by time, then name."""
+    parts = name.split("_")
+    return (parts[-2] if len(parts) >= 3 else "", name)
+
+
+def replay(by_file, shared, per_flush=1):
+    """Files in delivery order, one flush per `per_flush` files; (items, updates, units)."""
     items = {}
     updates = units = 0
-    for src in sorted(by_file):
+    order = sorted(by_file, key=delivery_order)
+    for first in range(0, len(order), per_flush):
         pending = collections.defaultdict(lambda: ({}, []))
-        for eid, t, who, rules in by_file[src]:
-            for corr, (num, den) in RATIOS.items():
-                if den in rules:
-                    calls, _ = pending[("ratios" if shared else corr, who, t[:10])]
-                    calls.setdefault(eid, 0)
-                    if num in rules:
-                        calls[eid] += 1
+        for src in order[first:first + per_flush]:
+            for eid, t, who, rules in by_file[src]:
+                for corr, (num, den) in RATIOS.items():
+                    if den in rules:
+                        calls, _ = pending[("ratios" if shared else corr, who, t[:10])]
+                        calls.setdefault(eid, 0)
+                        if num in rules:
+                            calls[eid] += 1
         for key, (calls, _) in pending.items():
             it = items.setdefault(key, [set(), 0])
             new = sorted(set(calls) - it[0])
@@ -104,6 +114,8 @@ def replay(by_file, shared):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--trailwatch", default="target/release/trailwatch")
+    ap.add_argument("--batch", type=int, default=10,
+                    help="objects per log-processor invocation (SQS BatchSize), default 10")
     ap.add_argument("corpus")
     args = ap.parse_args()
     repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -119,9 +131,13 @@ def main():
         by_file[src].append((eid, t, who, rules))
     per_m = 1e6 / records
     print(f"corpus: {records:,} records, {len(by_file)} files with ratio input")
-    for shared, layout in ((True, "one item for both ratios (d once)"),
-                           (False, "one item per ratio (before 2026-12-07)")):
-        items, updates, units = replay(by_file, shared)
+    rows = (
+        (False, 1, "one item per ratio, one flush per object (before 2026-12-07)"),
+        (True, 1, "one item for both ratios (d once), one flush per object"),
+        (True, args.batch, f"one item for both ratios, one flush per {args.batch} objects (SQS batch)"),
+    )
+    for shared, per_flush, layout in rows:
+        items, updates, units = replay(by_file, shared, per_flush)
         print(f"log-processor, {layout}: {len(items):,} items, {updates:,} updates, {units:,} WRU = "
               f"{updates * per_m:,.0f} updates, {units * per_m:,.0f} WRU, "
               f"${units * per_m * PRICE_PER_WRU:.2f} per million records")
