@@ -22,6 +22,7 @@ pub fn finding_from(rule: &Rule, record: &Record, source: &str) -> Finding {
     };
     use crate::detect::Event;
     Finding {
+        episode_start: None,
         id: finding_id(&rule.id, &event_id),
         rule_id: rule.id.clone(),
         title: rule.title.clone(),

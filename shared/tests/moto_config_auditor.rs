@@ -886,6 +886,7 @@ async fn state_store_contract<S: CheckStateStore>(s: &S) {
         t2,
     );
     a.finding = Some(trailwatch::findings::Finding {
+        episode_start: None,
         id: "f".into(),
         rule_id: a.check_id.clone(),
         title: "t".into(),

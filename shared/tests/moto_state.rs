@@ -166,6 +166,7 @@ async fn alert_groups_have_one_leader_in_dynamodb() {
         return;
     };
     let finding = |event: &str, time: &str| trailwatch::findings::Finding {
+        episode_start: None,
         id: trailwatch::findings::finding_id("r", event),
         rule_id: "r".into(),
         title: "t".into(),
@@ -295,4 +296,64 @@ async fn a_ratio_beyond_its_cap_in_one_file_still_fires_in_dynamodb() {
         found.iter().any(|r| r == "tw-corr-enumeration-ratio"),
         "{found:?}"
     );
+}
+
+#[tokio::test]
+async fn an_episode_reported_by_two_flushes_is_one_stored_finding() {
+    use trailwatch::ports::aws::DynamoDbFindingStore;
+    use trailwatch::ports::{FindingStore, Put, StoredFinding};
+    let Some((moto, s)) = setup("an_episode_reported_by_two_flushes_is_one_stored_finding").await
+    else {
+        return;
+    };
+    let store = DynamoDbFindingStore::new(
+        moto.dynamodb().await,
+        TABLE,
+        30,
+        std::num::NonZeroUsize::MIN,
+    );
+    let rules = RuleSet::bundled().unwrap();
+    let correlator = Correlator::new(&rules);
+    // 24 denied calls, then 4 more of the same episode in a later file: the second flush
+    // reports the same finding showing a later event
+    let mut reported = Vec::new();
+    for calls in [0..24, 24..28] {
+        let mut batch = Batch::default();
+        for r in calls.map(denied) {
+            let mut matched = Vec::new();
+            rules.matches(&r, &mut matched);
+            correlator.observe(&mut batch, &r, &matched, "s3://b/k");
+        }
+        reported.extend(
+            correlator
+                .flush(&s, batch)
+                .await
+                .unwrap()
+                .into_iter()
+                .filter(|f| f.rule_id == "tw-corr-access-denied-burst"),
+        );
+    }
+    assert_eq!(reported.len(), 2, "{reported:?}");
+    let (first, again) = (&reported[0], &reported[1]);
+    assert_eq!(first.id, again.id);
+    assert_ne!(first.event_time, again.event_time);
+    assert!(first.episode_start.is_some());
+    assert_eq!(first.episode_start, again.episode_start);
+    let put = |f| StoredFinding {
+        finding: f,
+        record_json: None,
+        object_key: None,
+    };
+    assert_eq!(store.put_stored(put(first)).await.unwrap(), Put::Created);
+    assert!(matches!(
+        store.put_stored(put(again)).await.unwrap(),
+        Put::Duplicate { .. }
+    ));
+    let findings = moto
+        .scan_table(TABLE)
+        .await
+        .into_iter()
+        .filter(|i| matches!(i.get("pk"), Some(AttributeValue::S(pk)) if pk.starts_with("ACCT#")))
+        .count();
+    assert_eq!(findings, 1);
 }

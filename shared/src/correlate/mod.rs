@@ -1098,6 +1098,12 @@ impl Context {
                 .has_source_ip
                 .then(|| self.get(Ctx::SourceIp).to_owned()),
             error_code: None,
+            episode_start: time::OffsetDateTime::from_unix_timestamp(episode.start)
+                .ok()
+                .and_then(|t| {
+                    t.format(&time::format_description::well_known::Rfc3339)
+                        .ok()
+                }),
         }
     }
 }

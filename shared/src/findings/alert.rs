@@ -349,6 +349,7 @@ mod tests {
 
     fn finding(rule: &str, event: &str, sev: Severity, principal: &str) -> Finding {
         Finding {
+            episode_start: None,
             id: finding_id(rule, event),
             rule_id: rule.into(),
             title: "CloudTrail logging stopped".into(),

@@ -2,7 +2,9 @@
 //!
 //! Owns the key formats every reader of the findings table relies on:
 //! - `pk = ACCT#<account>#<YYYY-MM-DD of eventTime>`, `sk = F#<eventTime>#<id>`: one
-//!   account-day per partition, sorted by time;
+//!   account-day per partition, sorted by time; for a correlation finding the time is its
+//!   episode's start, so every report of one episode (each may show a later event) is one
+//!   item;
 //! - index `by-rule`: `gsi1pk = RULE#<rule_id>`, `gsi1sk = <eventTime>#<id>`;
 //! - index `by-principal`: `gsi2pk = PRINCIPAL#<principal or unknown>`, `gsi2sk` likewise.
 //!
@@ -80,14 +82,23 @@ fn or_unknown(s: &str) -> &str {
     }
 }
 
+/// The time a finding's keys sort by: its event's, or its correlation episode's start.
+fn key_time(finding: &Finding) -> &str {
+    finding
+        .episode_start
+        .as_deref()
+        .unwrap_or(finding.event_time.as_str())
+}
+
 /// The primary key (`pk`, `sk`) of `finding`'s item.
 pub fn keys(finding: &Finding) -> (String, String) {
+    let time = key_time(finding);
     let pk = format!(
         "ACCT#{}#{}",
         or_unknown(&finding.account_id),
-        event_day(&finding.event_time)
+        event_day(time)
     );
-    let sk = format!("F#{}#{}", or_unknown(&finding.event_time), finding.id);
+    let sk = format!("F#{}#{}", or_unknown(time), finding.id);
     (pk, sk)
 }
 
@@ -118,7 +129,7 @@ pub fn to_item(stored: &StoredFinding<'_>, now: OffsetDateTime, retention_days: 
     let s = |v: &str| Attr::S(v.to_owned());
     let mut item = Item::new();
     let (pk, sk) = keys(f);
-    let sort = format!("{}#{}", or_unknown(&f.event_time), f.id);
+    let sort = format!("{}#{}", or_unknown(key_time(f)), f.id);
     item.insert("pk".into(), Attr::S(pk));
     item.insert("sk".into(), Attr::S(sk));
     item.insert("gsi1pk".into(), Attr::S(format!("RULE#{}", f.rule_id)));
@@ -152,6 +163,7 @@ pub fn to_item(stored: &StoredFinding<'_>, now: OffsetDateTime, retention_days: 
         ("principal", &f.principal),
         ("source_ip", &f.source_ip),
         ("error_code", &f.error_code),
+        ("episode_start", &f.episode_start),
     ] {
         if let Some(v) = value {
             item.insert(name.into(), s(v));
@@ -191,6 +203,7 @@ mod tests {
 
     fn finding(event_time: &str) -> Finding {
         Finding {
+            episode_start: None,
             id: "0123456789abcdef0123456789abcdef".into(),
             rule_id: "aws-cloudtrail-stop-logging".into(),
             title: "CloudTrail logging stopped".into(),
@@ -211,6 +224,39 @@ mod tests {
 
     fn now() -> OffsetDateTime {
         OffsetDateTime::from_unix_timestamp(1_700_000_000).unwrap()
+    }
+
+    #[test]
+    fn a_correlation_episode_keeps_its_keys_whichever_event_it_shows() {
+        let mut first = finding("2026-11-23T23:58:00Z");
+        first.episode_start = Some("2026-11-23T23:50:00Z".into());
+        let mut later = first.clone();
+        later.event_time = "2026-11-24T00:03:00Z".into();
+        later.event_id = "e-2".into();
+        assert_eq!(keys(&first), keys(&later));
+        let (pk, sk) = keys(&later);
+        assert_eq!(pk, "ACCT#111122223333#2026-11-23");
+        assert_eq!(sk, format!("F#2026-11-23T23:50:00Z#{}", later.id));
+        let item = to_item(
+            &StoredFinding {
+                finding: &later,
+                record_json: None,
+                object_key: None,
+            },
+            now(),
+            30,
+        );
+        assert_eq!(
+            str_attr(&item, "gsi1sk"),
+            format!("2026-11-23T23:50:00Z#{}", later.id)
+        );
+        assert_eq!(str_attr(&item, "event_time"), "2026-11-24T00:03:00Z");
+        assert_eq!(str_attr(&item, "episode_start"), "2026-11-23T23:50:00Z");
+        // a record finding is keyed by its event's time
+        assert_eq!(
+            keys(&finding("2026-11-24T00:03:00Z")).1,
+            format!("F#2026-11-24T00:03:00Z#{}", later.id)
+        );
     }
 
     fn str_attr<'a>(item: &'a Item, k: &str) -> &'a str {

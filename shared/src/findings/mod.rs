@@ -138,6 +138,11 @@ pub struct Finding {
     /// `errorCode` when the call failed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error_code: Option<String>,
+    /// Correlation findings: when the episode starts (RFC 3339, UTC). A later flush may
+    /// report the same episode (same id) showing a later event; stored items are keyed by
+    /// this time, not `event_time`, so the episode stays one item.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub episode_start: Option<String>,
 }
 
 impl Finding {

@@ -277,6 +277,7 @@ mod tests {
 
     fn finding(event: &str, sev: Severity) -> Finding {
         Finding {
+            episode_start: None,
             id: finding_id("r", event),
             rule_id: "r".into(),
             title: "Rule".into(),
@@ -385,6 +386,7 @@ mod tests {
     fn burst_finding(i: usize) -> Finding {
         let event = format!("ev-{i:04}");
         Finding {
+            episode_start: None,
             id: finding_id("tw-s3-delete", &event),
             rule_id: "tw-s3-delete".into(),
             title: "Bucket deleted".into(),

@@ -493,13 +493,13 @@ impl<O: ObjectSource, S: FindingStore, N: Notifier, C: CorrelationState>
                 if held.len() >= CORRELATION_FLUSH_SLOTS {
                     let batch = std::mem::take(&mut held);
                     let objs = std::mem::take(&mut carried);
-                    self.flush_correlations(batch, &objs, &mut outcomes, inv)
-                        .await;
+                    Box::pin(self.flush_correlations(batch, &objs, &mut outcomes, inv)).await;
                 }
             }
         }
-        self.flush_correlations(held, &carried, &mut outcomes, inv)
-            .await;
+        // boxed: the flush's future nests the state and delivery calls, deep enough to pass
+        // the compiler's layout depth limit in the binaries that await this one
+        Box::pin(self.flush_correlations(held, &carried, &mut outcomes, inv)).await;
         outcomes
     }
 

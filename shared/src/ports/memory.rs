@@ -234,6 +234,7 @@ mod tests {
 
     fn finding(id: &str) -> Finding {
         Finding {
+            episode_start: None,
             id: id.into(),
             rule_id: "r".into(),
             title: "t".into(),

@@ -200,6 +200,7 @@ mod tests {
     async fn mem_lookup_sees_stored_findings() {
         let s = MemFindingStore::default();
         let f = Finding {
+            episode_start: None,
             id: "abc".into(),
             rule_id: "r".into(),
             title: "t".into(),

@@ -376,6 +376,7 @@ pub fn remediation_finding(
     };
     let event_id = record.event_id_or_digest();
     Finding {
+        episode_start: None,
         id: finding_id(&rule_id, &event_id),
         rule_id,
         title,

@@ -303,6 +303,7 @@ mod tests {
 
     fn finding(rule: &str, principal: &str, ip: &str) -> Finding {
         Finding {
+            episode_start: None,
             id: finding_id(rule, "e1"),
             rule_id: rule.into(),
             title: "t".into(),

@@ -316,6 +316,7 @@ mod tests {
 
     fn finding(event: &str, time: &str, principal: &str) -> Finding {
         Finding {
+            episode_start: None,
             id: finding_id("r", event),
             rule_id: "r".into(),
             title: "t".into(),

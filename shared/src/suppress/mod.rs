@@ -76,6 +76,7 @@ mod tests {
         )
         .unwrap();
         let mut f = Finding {
+            episode_start: None,
             id: finding_id("r", "e"),
             rule_id: "r".into(),
             title: "t".into(),

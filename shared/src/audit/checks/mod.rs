@@ -433,6 +433,7 @@ impl CheckResult {
             (_, None) => self.check_id.to_owned(),
         };
         Finding {
+            episode_start: None,
             id: finding_id(self.check_id, &event_id),
             rule_id: self.check_id.to_owned(),
             title,
