@@ -504,6 +504,23 @@ impl Correlator {
         state: &S,
         batch: Batch,
     ) -> Result<Vec<Finding>, CorrelateError> {
+        self.flush_counting(state, batch)
+            .await
+            .map(|(found, _)| found)
+    }
+
+    /// [`Correlator::flush`], also returning how many state calls it made (the DynamoDB
+    /// requests a flush costs).
+    ///
+    /// # Errors
+    /// As [`Correlator::flush`].
+    pub async fn flush_counting<S: CorrelationState>(
+        &self,
+        state: &S,
+        batch: Batch,
+    ) -> Result<(Vec<Finding>, FlushStats), CorrelateError> {
+        let tally = Tally::default();
+        let tally = &tally;
         let now = if self.log_time_expiry {
             i64::MIN
         } else {
@@ -525,7 +542,7 @@ impl Correlator {
         let one = |(slot, group, bucket, hash, pending): Due| async move {
             if let Some(p) = self.plans.get(slot) {
                 return self
-                    .flush_one(state, p, (&group, &hash), bucket, pending, now)
+                    .flush_one((state, tally), p, (&group, &hash), bucket, pending, now)
                     .await
                     .map(|f| f.into_iter().collect::<Vec<_>>())
                     .map_err(|source| CorrelateError::State {
@@ -539,7 +556,7 @@ impl Correlator {
             else {
                 return Ok(Vec::new());
             };
-            self.flush_family(state, fam, (&group, &hash), bucket, pending, now)
+            self.flush_family((state, tally), fam, (&group, &hash), bucket, pending, now)
                 .await
                 .map_err(|source| CorrelateError::State {
                     correlation: fam.label.clone(),
@@ -567,12 +584,12 @@ impl Correlator {
         let mut out: Vec<Finding> = found.into_iter().flatten().collect();
         out.sort_by(|a, b| a.id.cmp(&b.id));
         out.dedup_by(|a, b| a.id == b.id);
-        Ok(out)
+        Ok((out, tally.stats()))
     }
 
     async fn flush_one<S: CorrelationState>(
         &self,
-        state: &S,
+        (state, tally): (&S, &Tally),
         p: &Plan,
         (group, gh): (&str, &str),
         bucket: i64,
@@ -598,6 +615,7 @@ impl Correlator {
         let mut item = StateItem::default();
         for chunk in members.chunks(MEMBERS_PER_UPDATE) {
             update.add = members_by_set(chunk, &[]);
+            tally.write();
             item = state.add(&update).await?;
             if item.full {
                 tracing::debug!(correlation = %p.rule.id, bucket, "correlation bucket full");
@@ -606,6 +624,7 @@ impl Correlator {
         }
         let mut items = vec![item];
         for b in [bucket - p.span, bucket + p.span] {
+            tally.read();
             if let Some(i) = state.get(&key(b)).await? {
                 items.push(i);
             }
@@ -613,6 +632,7 @@ impl Correlator {
         let Some((start, summary)) = evaluate(p, &items) else {
             return Ok(None);
         };
+        tally.write();
         let episode = claim_episode(state, p, gh, start, update.expires_at).await?;
         Ok(Some(context.finding(p, group, episode, &summary)))
     }
@@ -621,7 +641,7 @@ impl Correlator {
     /// numerator set in one item) and return the findings of the members whose ratio holds.
     async fn flush_family<S: CorrelationState>(
         &self,
-        state: &S,
+        (state, tally): (&S, &Tally),
         fam: &Family,
         (group, gh): (&str, &str),
         bucket: i64,
@@ -645,6 +665,7 @@ impl Correlator {
         let mut sizes = SetSizes::default();
         for chunk in members.chunks(MEMBERS_PER_UPDATE) {
             update.add = members_by_set(chunk, &fam.sets);
+            tally.write();
             sizes = state.add_counting(&update, &names).await?;
             if sizes.full {
                 tracing::debug!(correlation = %fam.label, bucket, "ratio bucket full");
@@ -665,10 +686,46 @@ impl Correlator {
             let Some(context) = pending.shown(member) else {
                 continue;
             };
+            tally.write();
             let episode = claim_episode(state, p, gh, start, update.expires_at).await?;
             found.push(context.finding(p, group, episode, &summary));
         }
         Ok(found)
+    }
+}
+
+/// The state calls of one flush.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FlushStats {
+    /// Updates (`add`, `add_counting`, `claim`: DynamoDB `UpdateItem`), attempted.
+    pub writes: usize,
+    /// Reads (`get`: DynamoDB `GetItem`), attempted.
+    pub reads: usize,
+}
+
+/// Counts a flush's state calls (its groups may run concurrently).
+#[derive(Debug, Default)]
+struct Tally {
+    writes: std::sync::atomic::AtomicUsize,
+    reads: std::sync::atomic::AtomicUsize,
+}
+
+impl Tally {
+    fn write(&self) {
+        self.writes
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    fn read(&self) {
+        self.reads
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    fn stats(&self) -> FlushStats {
+        FlushStats {
+            writes: self.writes.load(std::sync::atomic::Ordering::Relaxed),
+            reads: self.reads.load(std::sync::atomic::Ordering::Relaxed),
+        }
     }
 }
 

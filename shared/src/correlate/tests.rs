@@ -642,7 +642,13 @@ detection:\n  sel:\n    eventName|startswith: List\n  condition: sel\nlevel: low
         .map(|r| Record::from_json(r.as_json().to_owned()).unwrap())
         .collect();
     let one_state = MemCorrelationState::default();
-    let one = c.flush(&one_state, batch_of(&all)).await.unwrap();
+    let (one, counted) = c
+        .flush_counting(&one_state, batch_of(&all))
+        .await
+        .unwrap();
+    // every update counted, and one claim per finding
+    assert_eq!(counted.writes, one_state.updates() + one.len());
+    assert!(counted.reads > 0);
     assert!(
         one.iter().any(|f| f.rule_id == "c-burst")
             && one.iter().any(|f| f.rule_id == "c-ratio")

@@ -26,7 +26,7 @@
 //! ([`super::deliver`], `ALERT_GROUP_WINDOW_SECS`).
 
 use super::deliver::deliver;
-use crate::correlate::{Batch, Correlator};
+use crate::correlate::{Batch, Correlator, FlushStats};
 use crate::detect::RuleSet;
 use crate::findings::Finding;
 use crate::ingest::{self, Item, ReaderOptions, StreamError};
@@ -519,8 +519,12 @@ impl<O: ObjectSource, S: FindingStore, N: Notifier, C: CorrelationState>
         let request_id = inv.request_id.as_str();
         let (slots, objects) = (batch.len(), carried.len());
         let mut retry = None;
-        let mut correlated = match self.correlator.flush(self.state, batch).await {
-            Ok(found) => found,
+        let mut stats = FlushStats::default();
+        let mut correlated = match self.correlator.flush_counting(self.state, batch).await {
+            Ok((found, counted)) => {
+                stats = counted;
+                found
+            }
             Err(e) if e.is_retryable() => {
                 tracing::warn!(request_id, objects, error = %e, "correlation state update failed; its objects will be retried");
                 retry = Some(e.to_string());
@@ -558,6 +562,8 @@ impl<O: ObjectSource, S: FindingStore, N: Notifier, C: CorrelationState>
             request_id,
             objects,
             slots,
+            state_writes = stats.writes,
+            state_reads = stats.reads,
             correlations = correlated.len(),
             suppressed,
             "correlations flushed"
@@ -565,6 +571,8 @@ impl<O: ObjectSource, S: FindingStore, N: Notifier, C: CorrelationState>
         metrics::emit(
             &[("Function", "log-processor")],
             &[
+                ("CorrelationStateWrites", stats.writes as f64, Unit::Count),
+                ("CorrelationStateReads", stats.reads as f64, Unit::Count),
                 ("CorrelationFindings", correlated.len() as f64, Unit::Count),
                 ("SuppressedFindings", suppressed as f64, Unit::Count),
             ],
