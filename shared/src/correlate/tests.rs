@@ -642,10 +642,7 @@ detection:\n  sel:\n    eventName|startswith: List\n  condition: sel\nlevel: low
         .map(|r| Record::from_json(r.as_json().to_owned()).unwrap())
         .collect();
     let one_state = MemCorrelationState::default();
-    let (one, counted) = c
-        .flush_counting(&one_state, batch_of(&all))
-        .await
-        .unwrap();
+    let (one, counted) = c.flush_counting(&one_state, batch_of(&all)).await.unwrap();
     // every update counted, and one claim per finding
     assert_eq!(counted.writes, one_state.updates() + one.len());
     assert!(counted.reads > 0);

@@ -180,15 +180,22 @@ impl Inner {
     fn view(&self, item: &MemItem) -> StateItem {
         let name = |id: u32| self.string(id).to_owned();
         let mut out = StateItem::default();
-        for &packed in &item.hex {
-            let (n, h) = unpack(packed);
-            out.sets
-                .entry(name(n))
-                .or_default()
-                .insert(Member::Hash(h).render());
+        // both lists are sorted by set name first: one name per run, not per member
+        for run in item.hex.chunk_by(|a, b| unpack(*a).0 == unpack(*b).0) {
+            if let Some(&first) = run.first() {
+                out.sets
+                    .entry(name(unpack(first).0))
+                    .or_default()
+                    .extend(run.iter().map(|&p| Member::Hash(unpack(p).1).render()));
+            }
         }
-        for (n, m) in &item.members {
-            out.sets.entry(name(*n)).or_default().insert(m.render());
+        for run in item.members.chunk_by(|a, b| a.0 == b.0) {
+            if let Some((n, _)) = run.first() {
+                out.sets
+                    .entry(name(*n))
+                    .or_default()
+                    .extend(run.iter().map(|(_, m)| m.render()));
+            }
         }
         out.scalars = item
             .scalars
