@@ -281,13 +281,7 @@ def sqs_event(keys):
 
 def sqs_batch(args):
     """The same N files as N one-message invocations and as one N-message invocation."""
-    out = os.path.join(args.out, "batch")
-    if os.path.isdir(out):
-        shutil.rmtree(out)
-    if os.path.exists(out + ".manifest.json"):
-        os.remove(out + ".manifest.json")
-    totals = json.loads(subprocess.check_output(
-        [args.bench_bin, "gen", out, "--mb", str(args.batch_mb)]))
+    out, totals = generate(args, "batch", "--mb", str(args.batch_mb))
     files = sorted((os.path.join(d, f) for d, _, fs in os.walk(out) for f in fs
                     if f.endswith(".json.gz")), key=lambda p: (os.path.basename(p).split("_")[-2], p))
     files = files[:args.sqs_batch]
@@ -385,16 +379,20 @@ def report(args, endpoint, env):
         large(args, endpoint, env)
 
 
-def large(args, endpoint, env):
-    out = os.path.join(args.out, "large")
+def generate(args, name, *gen_args):
+    """A fresh `trailwatch-bench gen` folder under --out: (folder, the generator's totals)."""
+    out = os.path.join(args.out, name)
     if os.path.isdir(out):
         shutil.rmtree(out)
     # the generator skips a folder whose manifest (written beside it) matches: start clean
     if os.path.exists(out + ".manifest.json"):
         os.remove(out + ".manifest.json")
-    totals = json.loads(subprocess.check_output(
-        [args.bench_bin, "gen", out, "--mb", str(args.large_mb), "--single",
-         "--sessions", args.sessions]))
+    return out, json.loads(subprocess.check_output([args.bench_bin, "gen", out, *gen_args]))
+
+
+def large(args, endpoint, env):
+    out, totals = generate(args, "large", "--mb", str(args.large_mb), "--single",
+                           "--sessions", args.sessions)
     files = [os.path.join(d, f) for d, _, fs in os.walk(out) for f in fs if f.endswith(".json.gz")]
     if len(files) != 1:
         raise RuntimeError(f"expected one generated file, found {len(files)}")

@@ -76,6 +76,25 @@ numerator: [b-denied]\n    min_percent: {min_percent}\n    min_total: {min_total
     )
 }
 
+/// The burst, a ratio of denied calls and a ratio of `List*` calls: two ratios counting the
+/// same calls (one family, one item per principal and day).
+fn two_ratios() -> RuleSet {
+    const LIST: &str =
+        "title: list\nname: b-list\nlogsource: {product: aws, service: cloudtrail}\n\
+detection:\n  sel:\n    eventName|startswith: List\n  condition: sel\nlevel: low\n";
+    let denied = ratio_rule(2, 10, 3);
+    let listing = denied
+        .replace("name: c-ratio", "name: c-list-ratio")
+        .replace("[b-denied, b-any]", "[b-list, b-any]")
+        .replace("numerator: [b-denied]", "numerator: [b-list]");
+    set(&[
+        ("any.yml", ACTIVITY),
+        ("list.yml", LIST),
+        ("ratio.yml", &denied),
+        ("list-ratio.yml", &listing),
+    ])
+}
+
 const ALICE: &str = "arn:aws:iam::111122223333:user/alice";
 const BOB: &str = "arn:aws:iam::111122223333:user/bob";
 
@@ -377,20 +396,7 @@ async fn leaving_out_ratios_keeps_the_other_correlations_and_writes_no_ratio_sta
 
 #[tokio::test]
 async fn ratios_counting_the_same_calls_share_one_item() {
-    const LIST: &str =
-        "title: list\nname: b-list\nlogsource: {product: aws, service: cloudtrail}\n\
-detection:\n  sel:\n    eventName|startswith: List\n  condition: sel\nlevel: low\n";
-    let denied = ratio_rule(2, 10, 3);
-    let listing = denied
-        .replace("name: c-ratio", "name: c-list-ratio")
-        .replace("[b-denied, b-any]", "[b-list, b-any]")
-        .replace("numerator: [b-denied]", "numerator: [b-list]");
-    let rules = set(&[
-        ("any.yml", ACTIVITY),
-        ("list.yml", LIST),
-        ("ratio.yml", &denied),
-        ("list-ratio.yml", &listing),
-    ]);
+    let rules = two_ratios();
     let c = Correlator::new(&rules);
     let pk = c.ratio_pk("c-ratio", ALICE).unwrap();
     assert_eq!(c.ratio_pk("c-list-ratio", ALICE).as_ref(), Some(&pk));
@@ -592,20 +598,7 @@ async fn flushing_one_group_at_a_time_or_several_in_flight_finds_the_same() {
 
 #[tokio::test]
 async fn merged_batches_write_and_find_what_one_batch_would_in_fewer_updates() {
-    const LIST: &str =
-        "title: list\nname: b-list\nlogsource: {product: aws, service: cloudtrail}\n\
-detection:\n  sel:\n    eventName|startswith: List\n  condition: sel\nlevel: low\n";
-    let denied = ratio_rule(2, 10, 3);
-    let listing = denied
-        .replace("name: c-ratio", "name: c-list-ratio")
-        .replace("[b-denied, b-any]", "[b-list, b-any]")
-        .replace("numerator: [b-denied]", "numerator: [b-list]");
-    let rules = set(&[
-        ("any.yml", ACTIVITY),
-        ("list.yml", LIST),
-        ("ratio.yml", &denied),
-        ("list-ratio.yml", &listing),
-    ]);
+    let rules = two_ratios();
     let c = Correlator::new(&rules);
     // two principals over three "objects"; the shown calls (latest burst call, latest
     // numerator call, earliest call) are spread over different objects
