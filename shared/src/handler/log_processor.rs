@@ -461,7 +461,8 @@ impl<O: ObjectSource, S: FindingStore, N: Notifier, C: CorrelationState>
     /// Process `objects`, at most `max_in_flight` at a time; outcomes in input order.
     ///
     /// What the objects contribute to correlations is merged as each scan ends and written
-    /// once for the invocation ([`CORRELATION_FLUSH_SLOTS`] bounds what is held): a principal
+    /// once for the invocation ([`CORRELATION_FLUSH_SLOTS`] bounds what is held, and once the
+    /// deadline margin is reached each object's are written as it finishes): a principal
     /// active in several objects of an SQS batch is one state update, not one per object.
     /// A retryable state failure retries every object whose observations it carried.
     pub async fn process_all(&self, objects: &[ObjectRef], inv: &Invocation) -> Vec<Outcome> {
@@ -490,7 +491,9 @@ impl<O: ObjectSource, S: FindingStore, N: Notifier, C: CorrelationState>
             if let Some(batch) = batch.filter(|b| !b.is_empty()) {
                 self.correlator.merge(&mut held, batch);
                 carried.push(i);
-                if held.len() >= CORRELATION_FLUSH_SLOTS {
+                // past the budget every finished object is written at once: the flush at
+                // the end must not be the one that runs into the timeout
+                if held.len() >= CORRELATION_FLUSH_SLOTS || !budget.has_time() {
                     let batch = std::mem::take(&mut held);
                     let objs = std::mem::take(&mut carried);
                     Box::pin(self.flush_correlations(batch, &objs, &mut outcomes, inv)).await;
