@@ -347,14 +347,11 @@ impl Correlator {
                 }
                 // a ratio family's members share one slot (see `Family`), which weighs as
                 // much as theirs would in the batch's size
-                let (slot_id, keep, weight) = match p.family.and_then(|(f, _)| {
-                    self.families
-                        .get(f)
-                        .map(|fam| (self.plans.len() + f, fam.keep, fam.plans.len()))
-                }) {
-                    Some(family) => family,
-                    None => (pi, p.keep, 1),
-                };
+                let slot_id = p
+                    .family
+                    .filter(|&(f, _)| f < self.families.len())
+                    .map_or(pi, |(f, _)| self.plans.len() + f);
+                let (weight, keep, _) = self.slot_kind(slot_id);
                 let at = match slots
                     .iter()
                     .position(|s| (s.plan, s.bucket) == (slot_id, bucket))
@@ -429,9 +426,7 @@ impl Correlator {
                         scratch.spare.push(c);
                     }
                 }
-                if pending.members.len() > keep.saturating_mul(2).saturating_add(1024) {
-                    pending.keep_first(keep);
-                }
+                pending.bound(keep);
             }
         }
         batch.scratch = scratch;
@@ -462,10 +457,7 @@ impl Correlator {
                     {
                         Some(s) => {
                             s.pending.absorb(slot.pending, role);
-                            if s.pending.members.len() > keep.saturating_mul(2).saturating_add(1024)
-                            {
-                                s.pending.keep_first(keep);
-                            }
+                            s.pending.bound(keep);
                         }
                         None => {
                             into.held += weight;
@@ -966,6 +958,14 @@ impl Pending {
                 let shown = context.clone();
                 let _ = self.offer_numerator(member, time, shown.get(Ctx::EventId), || context);
             }
+        }
+    }
+
+    /// Trim to the `keep` members a flush can send once well past them (trimming sorts, so
+    /// it waits for twice as many plus a margin).
+    fn bound(&mut self, keep: usize) {
+        if self.members.len() > keep.saturating_mul(2).saturating_add(1024) {
+            self.keep_first(keep);
         }
     }
 

@@ -17,10 +17,11 @@
 //! Correlations: every record that matched a rule (building blocks included) is observed
 //! by the [`Correlator`] during the scan; the objects' batches are merged as their scans end
 //! and flushed to the correlation state once per invocation (earlier only past
-//! [`CORRELATION_FLUSH_SLOTS`]), so a principal active in several objects of an SQS batch
-//! costs one state update; then the correlation findings are delivered. A retryable state
-//! failure retries the objects whose observations the flush carried (updates are
-//! idempotent, finding ids are deterministic); a permanent one is logged and counted. Before delivery every finding is
+//! [`CORRELATION_FLUSH_SLOTS`] or the deadline margin), so a principal active in several
+//! objects of an SQS batch costs one state update; then the correlation findings are
+//! delivered. A retryable state failure retries the objects whose observations the flush
+//! carried (updates are idempotent, finding ids are deterministic); a permanent one is
+//! logged and counted. Before delivery every finding is
 //! checked against the allow-list ([`suppress::mark`]): suppressed findings are stored,
 //! never alerted. Delivery groups alerts across invocations in the same state
 //! ([`super::deliver`], `ALERT_GROUP_WINDOW_SECS`).
@@ -298,7 +299,7 @@ struct Scanned {
     found: Vec<(Finding, String)>,
     /// Damage that ended the stream.
     damage: Option<String>,
-    /// What the records contribute to correlations (flushed after the scan).
+    /// What the records contribute to correlations (merged and flushed by `process_all`).
     batch: Batch,
 }
 
@@ -522,16 +523,13 @@ impl<O: ObjectSource, S: FindingStore, N: Notifier, C: CorrelationState>
         let request_id = inv.request_id.as_str();
         let (slots, objects) = (batch.len(), carried.len());
         let mut retry = None;
-        let mut stats = FlushStats::default();
-        let mut correlated = match self.correlator.flush_counting(self.state, batch).await {
-            Ok((found, counted)) => {
-                stats = counted;
-                found
-            }
+        let (mut correlated, stats) = match self.correlator.flush_counting(self.state, batch).await
+        {
+            Ok(flushed) => flushed,
             Err(e) if e.is_retryable() => {
                 tracing::warn!(request_id, objects, error = %e, "correlation state update failed; its objects will be retried");
                 retry = Some(e.to_string());
-                Vec::new()
+                (Vec::new(), FlushStats::default())
             }
             Err(e) => {
                 tracing::error!(request_id, objects, error = %e, "correlation state update failed permanently; correlations of these objects skipped");
@@ -539,7 +537,7 @@ impl<O: ObjectSource, S: FindingStore, N: Notifier, C: CorrelationState>
                     &[("Function", "log-processor")],
                     &[("CorrelationErrors", 1.0, Unit::Count)],
                 );
-                Vec::new()
+                (Vec::new(), FlushStats::default())
             }
         };
         let mut suppressed = 0u64;
