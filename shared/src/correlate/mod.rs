@@ -10,7 +10,9 @@
 //! timespan, keyed `pk = STATE#<correlation id>#<group hash>`, `sk = <bucket start>`. Each
 //! member carries its event time, so after an update the bucket and its two neighbours give
 //! every observation that can share a window with the new ones, and [`window`] looks for
-//! the earliest sliding window in which the condition holds. The verdict is a function of
+//! the earliest sliding window in which the condition holds, then for the earliest one
+//! after that window's episode, and so on; windows holding none of the flush's observations
+//! are skipped (the flush that completed them reported them). The verdict is a function of
 //! the set of observations: arrival order and duplicates do not change it (a redelivered
 //! event is the same set member). When a window qualifies, the group claims an *episode*
 //! (`sk = EPISODE`, see [`CorrelationState::claim`]); the finding id derives from
@@ -587,17 +589,20 @@ impl Correlator {
         bucket: i64,
         pending: Pending,
         now: i64,
-    ) -> Result<Option<Finding>, PortError> {
+    ) -> Result<Vec<Finding>, PortError> {
         let Pending {
             mut members,
             latest,
             ..
         } = pending;
         let Some((_, context)) = latest else {
-            return Ok(None);
+            return Ok(Vec::new());
         };
         members.sort_unstable_by(flush_order);
         members.dedup();
+        // the times this flush observed: only a window holding one of them is reported
+        let mut new_times: Vec<i64> = members.iter().filter_map(|(_, m)| time_of(m)).collect();
+        new_times.sort_unstable();
         let pk = state_pk(&p.rule.id, gh);
         let key = |b: i64| StateKey {
             pk: pk.clone(),
@@ -621,12 +626,30 @@ impl Correlator {
                 items.push(i);
             }
         }
-        let Some((start, summary)) = evaluate(p, &items) else {
-            return Ok(None);
-        };
-        tally.write();
-        let episode = claim_episode(state, p, gh, start, update.expires_at).await?;
-        Ok(Some(context.finding(p, group, episode, &summary)))
+        // episode by episode through what the three buckets hold: the earliest window that
+        // qualifies, then the earliest one starting after the episode that window belongs to
+        // ended (a claim answers with the episode already claimed when they overlap), so a
+        // second burst is its own episode even while the first is still in view
+        let mut found = Vec::new();
+        let mut after = i64::MIN;
+        while let Some((start, summary)) = evaluate(p, &items, after) {
+            let end = start.saturating_add(p.span);
+            // the flush that completed a window without any of them claimed it (or the
+            // episode it overlaps): skip to the first window that can hold one
+            match new_times.get(new_times.partition_point(|&t| t < start)) {
+                None => break,
+                Some(&t) if t > end => {
+                    after = t.saturating_sub(p.span).saturating_sub(1).max(start);
+                    continue;
+                }
+                Some(_) => {}
+            }
+            tally.write();
+            let episode = claim_episode(state, p, gh, start, update.expires_at).await?;
+            found.push(context.finding(p, group, episode, &summary));
+            after = episode.end.max(start);
+        }
+        Ok(found)
     }
 
     /// Write one bucket of a ratio family (one update per chunk: `d` and every member's
@@ -1170,8 +1193,21 @@ pub fn correlation_finding_id(correlation: &str, group: &str, start: i64) -> Str
     finding_id(correlation, &format!("correlation\0{group}\0{start}"))
 }
 
-/// Evaluate the stored observations: `(window start, human summary)` when it holds.
-fn evaluate(p: &Plan, items: &[StateItem]) -> Option<(i64, String)> {
+/// The time a member carries (`event_count`: the event's, `value_count` and temporal: its
+/// slot); `None` for ratio members, which carry none.
+fn time_of(m: &Member) -> Option<i64> {
+    match m {
+        Member::Timed(t, _) | Member::Int(t) => Some(*t),
+        Member::Text(text) => text.split_once('|').and_then(|(t, _)| t.parse().ok()),
+        Member::Hash(_) => None,
+    }
+}
+
+/// Evaluate the stored observations later than `after`: `(start, human summary)` of the
+/// earliest window starting after `after` in which the condition holds. A window starts at
+/// an observation and holds only observations at or after its start, so leaving out the
+/// earlier ones leaves every such window as it is.
+fn evaluate(p: &Plan, items: &[StateItem], after: i64) -> Option<(i64, String)> {
     let time_of = |m: &str| m.split_once('|').and_then(|(t, _)| t.parse::<i64>().ok());
     match &p.shape {
         Shape::Count => {
@@ -1180,6 +1216,7 @@ fn evaluate(p: &Plan, items: &[StateItem]) -> Option<(i64, String)> {
                 .iter()
                 .flat_map(|i| i.set("e"))
                 .filter_map(time_of)
+                .filter(|&t| t > after)
                 .collect();
             let (start, n) = window::count_window(&mut times, p.span, cond)?;
             Some((start, format!("{n} events within {}", humanize(p.span))))
@@ -1193,6 +1230,7 @@ fn evaluate(p: &Plan, items: &[StateItem]) -> Option<(i64, String)> {
                     let (t, v) = m.split_once('|')?;
                     Some((t.parse::<i64>().ok()?, v))
                 })
+                .filter(|&(t, _)| t > after)
                 .collect();
             let (start, n) = window::value_window(&mut members, p.span, cond)?;
             let field = cond.field.as_deref().unwrap_or("values");
@@ -1209,6 +1247,7 @@ fn evaluate(p: &Plan, items: &[StateItem]) -> Option<(i64, String)> {
                         .iter()
                         .flat_map(|i| i.set(&name))
                         .filter_map(|m| m.parse::<i64>().ok())
+                        .filter(|&t| t > after)
                         .collect()
                 })
                 .collect();

@@ -699,3 +699,114 @@ async fn merged_batches_write_and_find_what_one_batch_would_in_fewer_updates() {
         assert_eq!(shown, ["c2"], "merge order {order:?}");
     }
 }
+
+#[tokio::test]
+async fn a_second_burst_after_the_first_episode_is_a_new_episode() {
+    let rules = set(&[]);
+    let state = MemCorrelationState::default();
+    // a burst at 0..20 s, reported; then, in the next 600 s bucket (whose flush still reads
+    // the first burst's bucket as a neighbour), a second burst starting after the first
+    // episode's window [0, 600] ended
+    let first: Vec<Record> = [0, 10, 20]
+        .iter()
+        .map(|&t| record(&format!("a{t}"), t, ALICE, "X"))
+        .collect();
+    let second: Vec<Record> = [900, 910, 920]
+        .iter()
+        .map(|&t| record(&format!("b{t}"), t, ALICE, "X"))
+        .collect();
+    let found = run(&rules, &state, &first, 3).await;
+    let ids = |v: &[Finding]| {
+        v.iter()
+            .map(|f| f.id.clone())
+            .collect::<std::collections::BTreeSet<_>>()
+    };
+    let episode = |start: i64| correlation_finding_id("c-burst", ALICE, 1_794_999_600 + start);
+    assert_eq!(ids(&found), [episode(0)].into());
+    let found = run(&rules, &state, &second, 3).await;
+    assert_eq!(ids(&found), [episode(900)].into(), "{found:?}");
+    assert_eq!(found[0].event_id, "b920");
+    // a late event of the first burst makes no third episode (the claim answers with the
+    // latest episode, which the findings table already holds: see docs/correlations.md)
+    let late = vec![record("a5", 5, ALICE, "X")];
+    let found = run(&rules, &state, &late, 1).await;
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert!(ids(&found).is_subset(&[episode(0), episode(900)].into()));
+    // both bursts in one flush, in a fresh state: both episodes
+    let all: Vec<Record> = [0, 10, 20, 900, 910, 920]
+        .iter()
+        .map(|&t| record(&format!("e{t}"), t, ALICE, "X"))
+        .collect();
+    let found = run(&rules, &MemCorrelationState::default(), &all, 6).await;
+    assert_eq!(ids(&found), [episode(0), episode(900)].into(), "{found:?}");
+}
+
+#[tokio::test]
+async fn an_event_outside_every_qualifying_window_reports_nothing() {
+    let rules = set(&[]);
+    let state = MemCorrelationState::default();
+    let burst: Vec<Record> = [0, 10, 20]
+        .iter()
+        .map(|&t| record(&format!("a{t}"), t, ALICE, "X"))
+        .collect();
+    assert_eq!(run(&rules, &state, &burst, 3).await.len(), 1);
+    // one more event in the next bucket, 700 s after the burst began: no window holding it
+    // qualifies, so the flush neither claims nor reports
+    let lone = vec![record("c1", 700, ALICE, "X")];
+    let found = run(&rules, &state, &lone, 1).await;
+    assert!(found.is_empty(), "{found:?}");
+}
+
+#[tokio::test]
+async fn a_window_after_the_claimed_episode_is_found_past_an_old_window() {
+    let rules = set(&[]);
+    let state = MemCorrelationState::default();
+    let base = 1_794_999_600;
+    // an episode claimed by a flush that saw part of the events: [base - 550, base + 50]
+    let key = StateKey {
+        pk: format!("STATE#c-burst#{}", short_hash(ALICE, 16)),
+        sk: "EPISODE".into(),
+    };
+    let held = Episode {
+        start: base - 550,
+        end: base + 50,
+    };
+    state.claim(&key, held, i64::MAX).await.unwrap();
+    let burst: Vec<Record> = [40, 60, 70]
+        .iter()
+        .map(|&t| record(&format!("a{t}"), t, ALICE, "X"))
+        .collect();
+    let found = run(&rules, &state, &burst, 3).await;
+    let episode = |start: i64| correlation_finding_id("c-burst", ALICE, start);
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].id, episode(held.start));
+    // two events just past the window [40, 640]: the window [60, 660] holds them, starts
+    // after the claimed episode ended and qualifies (4 events): a new episode
+    let more: Vec<Record> = [650, 655]
+        .iter()
+        .map(|&t| record(&format!("b{t}"), t, ALICE, "X"))
+        .collect();
+    let found = run(&rules, &state, &more, 2).await;
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(found[0].id, episode(base + 60));
+}
+
+#[tokio::test]
+async fn one_bucket_can_complete_two_episodes_in_one_flush() {
+    let rules = set(&[]);
+    let state = MemCorrelationState::default();
+    let base = 1_794_999_600;
+    let at = |ts: &[i64]| -> Vec<Record> {
+        ts.iter()
+            .map(|&t| record(&format!("e{t}"), t, ALICE, "X"))
+            .collect()
+    };
+    // two events late in the previous bucket: no window yet
+    assert!(run(&rules, &state, &at(&[-590, -580]), 2).await.is_empty());
+    // one flush of one bucket completes [-590, 10] (with the event at 5) and, after that
+    // episode ended, [500, 1100]
+    let found = run(&rules, &state, &at(&[5, 500, 510, 520]), 4).await;
+    let ids: std::collections::BTreeSet<String> = found.iter().map(|f| f.id.clone()).collect();
+    let episode = |start: i64| correlation_finding_id("c-burst", ALICE, base + start);
+    assert_eq!(ids, [episode(-590), episode(500)].into(), "{found:?}");
+}
