@@ -357,3 +357,93 @@ async fn an_episode_reported_by_two_flushes_is_one_stored_finding() {
         .count();
     assert_eq!(findings, 1);
 }
+
+#[tokio::test]
+async fn neighbour_buckets_read_in_one_query_are_the_items_get_returns() {
+    let Some((_moto, s)) =
+        setup("neighbour_buckets_read_in_one_query_are_the_items_get_returns").await
+    else {
+        return;
+    };
+    let at = |pk: &str, sk: &str, members: &[&str]| {
+        let mut u = update(members, 100, sk);
+        u.key = StateKey {
+            pk: pk.into(),
+            sk: sk.into(),
+        };
+        u
+    };
+    let key = |pk: &str, sk: &str| StateKey {
+        pk: pk.into(),
+        sk: sk.into(),
+    };
+    // the bucket, both neighbours, the episode item and another group's bucket
+    for u in [
+        at("STATE#c#g", "1794999400", &["1794999401|a"]),
+        at("STATE#c#g", "1795000000", &["1795000001|b"]),
+        at("STATE#c#g", "1795000600", &["1795000601|c", "1795000602|d"]),
+        at("STATE#c#h", "1794999400", &["1794999409|z"]),
+    ] {
+        s.add(&u).await.unwrap();
+    }
+    s.claim(
+        &key("STATE#c#g", "EPISODE"),
+        Episode { start: 1, end: 2 },
+        4_000_000_000,
+    )
+    .await
+    .unwrap();
+    let (below, above) = s
+        .get_pair(
+            &key("STATE#c#g", "1794999400"),
+            &key("STATE#c#g", "1795000600"),
+        )
+        .await
+        .unwrap();
+    let (below, above) = (below.unwrap(), above.unwrap());
+    assert_eq!(below.set("e").collect::<Vec<_>>(), ["1794999401|a"]);
+    assert_eq!(
+        above.set("e").collect::<Vec<_>>(),
+        ["1795000601|c", "1795000602|d"]
+    );
+    assert_eq!(
+        Some(&below),
+        s.get(&key("STATE#c#g", "1794999400"))
+            .await
+            .unwrap()
+            .as_ref()
+    );
+    assert_eq!(
+        Some(&above),
+        s.get(&key("STATE#c#g", "1795000600"))
+            .await
+            .unwrap()
+            .as_ref()
+    );
+    // a missing neighbour
+    let (below, above) = s
+        .get_pair(
+            &key("STATE#c#g", "1795000000"),
+            &key("STATE#c#g", "1795001200"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        below.unwrap().set("e").collect::<Vec<_>>(),
+        ["1795000001|b"]
+    );
+    assert!(above.is_none());
+    // keys whose string order is not their number order are read one by one
+    s.add(&at("STATE#c#g", "999999400", &["999999401|y"]))
+        .await
+        .unwrap();
+    let (below, above) = s
+        .get_pair(
+            &key("STATE#c#g", "999999400"),
+            &key("STATE#c#g", "1000000600"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(below.unwrap().set("e").collect::<Vec<_>>(), ["999999401|y"]);
+    assert!(above.is_none());
+}

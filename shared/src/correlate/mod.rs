@@ -619,13 +619,11 @@ impl Correlator {
                 break;
             }
         }
-        let mut items = vec![item];
-        for b in [bucket - p.span, bucket + p.span] {
-            tally.read();
-            if let Some(i) = state.get(&key(b)).await? {
-                items.push(i);
-            }
-        }
+        tally.read();
+        let (below, above) = state
+            .get_pair(&key(bucket - p.span), &key(bucket + p.span))
+            .await?;
+        let items: Vec<StateItem> = [Some(item), below, above].into_iter().flatten().collect();
         // episode by episode through what the three buckets hold: the earliest window that
         // qualifies, then the earliest one starting after the episode that window belongs to
         // ended (a claim answers with the episode already claimed when they overlap), so a
@@ -714,7 +712,7 @@ impl Correlator {
 pub struct FlushStats {
     /// Updates (`add`, `add_counting`, `claim`: DynamoDB `UpdateItem`), attempted.
     pub writes: usize,
-    /// Reads (`get`: DynamoDB `GetItem`), attempted.
+    /// Reads of the neighbour buckets (`get_pair`: one DynamoDB `Query`), attempted.
     pub reads: usize,
 }
 

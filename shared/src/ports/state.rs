@@ -179,6 +179,22 @@ pub trait CorrelationState: Send + Sync {
         key: &StateKey,
     ) -> impl Future<Output = Result<Option<StateItem>, PortError>> + Send;
 
+    /// Read two items of one correlation group, the buckets either side of the one just
+    /// written (`below` and `above`: the same `pk`, bucket sort keys). An adapter that can
+    /// read both in one request (DynamoDB: one strongly consistent `Query` on the sort-key
+    /// range, one read unit for small items instead of two) overrides it.
+    ///
+    /// # Errors
+    /// As [`CorrelationState::get`].
+    fn get_pair(
+        &self,
+        below: &StateKey,
+        above: &StateKey,
+    ) -> impl Future<Output = Result<(Option<StateItem>, Option<StateItem>), PortError>> + Send
+    {
+        async move { Ok((self.get(below).await?, self.get(above).await?)) }
+    }
+
     /// Claim `wanted` for the group stored at `key`: succeeds when no episode was claimed
     /// or the claimed one ended before `wanted.start`, and returns `wanted`; otherwise
     /// returns the episode already claimed (the caller reports that one again, so a retried
