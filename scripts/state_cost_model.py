@@ -23,11 +23,13 @@ replays the two delivery paths:
 - event-handler (as it was before it left ratios to the log-processor): one update per
   ratio per write event, with the items holding every call (both paths write them).
 
-Prices: on-demand $0.625 per million write request units (us-east-1, November 2026).
+Prices: on-demand $0.625 per million write request units, $0.125 per million read request
+units (us-east-1, November 2026).
 """
 
 import argparse
 import collections
+import hashlib
 import json
 import math
 import os
@@ -44,6 +46,7 @@ RATIOS = {
 CAP = 2000
 MEMBERS_PER_UPDATE = 100
 PRICE_PER_WRU = 0.625 / 1e6
+PRICE_PER_RRU = 0.125 / 1e6
 
 
 def item_bytes(d, n, group):
@@ -111,11 +114,56 @@ def replay(by_file, shared, per_flush=1):
     return items, updates, units
 
 
+def replay_sharded(by_file, shards, per_flush):
+    """As `replay` (one item for both ratios), each (principal, day) split into `shards` items
+    by event hash, each holding its share of the calls and the cap; a flush updates only the
+    shards its calls fall in and reads the totals with one strongly consistent Query of the
+    principal's day (billed by the bytes returned: 1 read unit per 4 KB). A layout not built:
+    what it would save. Returns (updates, write units, reads, read units)."""
+    items = {}
+    updates = units = reads = read_units = 0
+    order = sorted(by_file, key=delivery_order)
+    for first in range(0, len(order), per_flush):
+        pending = collections.defaultdict(dict)
+        for src in order[first:first + per_flush]:
+            for eid, t, who, rules in by_file[src]:
+                for corr, (num, den) in RATIOS.items():
+                    if den in rules:
+                        calls = pending[(who, t[:10])]
+                        calls.setdefault(eid, 0)
+                        if num in rules:
+                            calls[eid] += 1
+        for key, calls in pending.items():
+            by_shard = collections.defaultdict(list)
+            for eid in calls:
+                by_shard[int(hashlib.sha256(eid.encode()).hexdigest()[:8], 16) % shards].append(eid)
+            for shard, eids in by_shard.items():
+                it = items.setdefault(key + (shard,), [set(), 0])
+                new = sorted(set(eids) - it[0])
+                for i in range(0, max(len(new), 1), MEMBERS_PER_UPDATE):
+                    before = item_bytes(len(it[0]), it[1], key[0])
+                    updates += 1
+                    if len(it[0]) >= math.ceil(CAP / shards):
+                        units += wru(before, before)
+                        break
+                    chunk = new[i:i + MEMBERS_PER_UPDATE]
+                    it[0].update(chunk)
+                    it[1] += sum(calls[e] for e in chunk)
+                    units += wru(before, item_bytes(len(it[0]), it[1], key[0]))
+            total = sum(item_bytes(len(v[0]), v[1], key[0])
+                        for k, v in items.items() if k[:2] == key)
+            reads += 1
+            read_units += math.ceil(total / 4096)
+    return updates, units, reads, read_units
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--trailwatch", default="target/release/trailwatch")
     ap.add_argument("--batch", type=int, default=10,
                     help="objects per log-processor invocation (SQS BatchSize), default 10")
+    ap.add_argument("--shards", type=int, default=0,
+                    help="also model the ratio items split into this many shards (not built)")
     ap.add_argument("corpus")
     args = ap.parse_args()
     repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -141,6 +189,14 @@ def main():
         print(f"log-processor, {layout}: {len(items):,} items, {updates:,} updates, {units:,} WRU = "
               f"{updates * per_m:,.0f} updates, {units * per_m:,.0f} WRU, "
               f"${units * per_m * PRICE_PER_WRU:.2f} per million records")
+
+    if args.shards > 1:
+        updates, units, reads, read_units = replay_sharded(by_file, args.shards, args.batch)
+        cost = units * PRICE_PER_WRU + read_units * PRICE_PER_RRU
+        print(f"log-processor, {args.shards} shards per principal and day (not built), one flush per "
+              f"{args.batch} objects: {updates * per_m:,.0f} updates, {units * per_m:,.0f} WRU, "
+              f"{reads * per_m:,.0f} Query, {read_units * per_m:,.0f} RRU = "
+              f"${cost * per_m:.2f} per million records")
 
     # event-handler before it left the ratios out: one update per ratio per delivered call,
     # the items holding every call (the log path writes them too); EventBridge delivers the
