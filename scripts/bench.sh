@@ -2,7 +2,7 @@
 # make bench: generate the deterministic corpus, measure every stage of the hot path with one
 # thread and with all cores (records/s, MB/s of uncompressed JSON, peak RSS), the Python
 # baseline, `trailwatch scan`, and peak RSS on one large file; write BENCHMARKS.md.
-# Each measurement keeps the fastest of $REPEAT runs (the machine may be shared).
+# Each measurement keeps the fastest of $REPEAT runs (the machine may be shared) and the highest peak RSS.
 # Method and caveats: docs/performance.md. Criterion micro-benchmarks: cargo bench -p trailwatch.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -124,10 +124,11 @@ done
 # the baseline is slow: one run each is enough to be far from the noise
 REPEAT=1 measure python-1 "$PYTHON" bench/baseline.py "$OUT/event-names.txt" "$OUT/main"
 REPEAT=1 measure "python-$cores" "$PYTHON" bench/baseline.py "$OUT/event-names.txt" "$OUT/main" --procs "$cores"
-# memory must not grow with the file: one thread over one large file
-REPEAT=1 measure cli-large-1 "$T" scan --threads 1 --format jsonl --no-progress "$OUT/large"
-REPEAT=1 measure pipeline-large-1 "$B" run --mode pipeline --threads 1 "$OUT/large"
-REPEAT=1 measure cli-worst-1 "$T" scan --threads 1 --format jsonl --no-progress "$OUT/large-unique"
+# memory must not grow with the file: one thread over one large file (under a second each:
+# repeated like the rest, one run was seen 20 % off on a quiet machine)
+measure cli-large-1 "$T" scan --threads 1 --format jsonl --no-progress "$OUT/large"
+measure pipeline-large-1 "$B" run --mode pipeline --threads 1 "$OUT/large"
+measure cli-worst-1 "$T" scan --threads 1 --format jsonl --no-progress "$OUT/large-unique"
 
 meta load_after "$(uptime | sed 's/.*load average: /load average /')"
 "$PYTHON" bench/report.py render "$RESULTS" BENCHMARKS.md
