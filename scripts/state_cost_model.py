@@ -99,19 +99,28 @@ def replay(by_file, shared, per_flush=1):
                         if num in rules:
                             calls[eid] += 1
         for key, (calls, _) in pending.items():
-            it = items.setdefault(key, [set(), 0])
-            new = sorted(set(calls) - it[0])
-            for i in range(0, max(len(new), 1), MEMBERS_PER_UPDATE):
-                before = item_bytes(len(it[0]), it[1], key[1])
-                updates += 1
-                if len(it[0]) >= CAP:
-                    units += wru(before, before)
-                    break
-                chunk = new[i:i + MEMBERS_PER_UPDATE]
-                it[0].update(chunk)
-                it[1] += sum(calls[e] for e in chunk)
-                units += wru(before, item_bytes(len(it[0]), it[1], key[1]))
+            n, u = write(items.setdefault(key, [set(), 0]), calls, list(calls), key[1], CAP)
+            updates += n
+            units += u
     return items, updates, units
+
+
+def write(it, calls, eids, group, cap):
+    """Add the calls `eids` (numerator counts in `calls`) to item `it` = [members, numerator
+    count], at most 100 members per update, refused once it holds `cap`: (updates, units)."""
+    updates = units = 0
+    new = sorted(set(eids) - it[0])
+    for i in range(0, max(len(new), 1), MEMBERS_PER_UPDATE):
+        before = item_bytes(len(it[0]), it[1], group)
+        updates += 1
+        if len(it[0]) >= cap:
+            units += wru(before, before)
+            break
+        chunk = new[i:i + MEMBERS_PER_UPDATE]
+        it[0].update(chunk)
+        it[1] += sum(calls[e] for e in chunk)
+        units += wru(before, item_bytes(len(it[0]), it[1], group))
+    return updates, units
 
 
 def replay_sharded(by_file, shards, per_flush):
@@ -137,21 +146,13 @@ def replay_sharded(by_file, shards, per_flush):
             by_shard = collections.defaultdict(list)
             for eid in calls:
                 by_shard[int(hashlib.sha256(eid.encode()).hexdigest()[:8], 16) % shards].append(eid)
+            day = items.setdefault(key, {})
             for shard, eids in by_shard.items():
-                it = items.setdefault(key + (shard,), [set(), 0])
-                new = sorted(set(eids) - it[0])
-                for i in range(0, max(len(new), 1), MEMBERS_PER_UPDATE):
-                    before = item_bytes(len(it[0]), it[1], key[0])
-                    updates += 1
-                    if len(it[0]) >= math.ceil(CAP / shards):
-                        units += wru(before, before)
-                        break
-                    chunk = new[i:i + MEMBERS_PER_UPDATE]
-                    it[0].update(chunk)
-                    it[1] += sum(calls[e] for e in chunk)
-                    units += wru(before, item_bytes(len(it[0]), it[1], key[0]))
-            total = sum(item_bytes(len(v[0]), v[1], key[0])
-                        for k, v in items.items() if k[:2] == key)
+                it = day.setdefault(shard, [set(), 0])
+                n, u = write(it, calls, eids, key[0], math.ceil(CAP / shards))
+                updates += n
+                units += u
+            total = sum(item_bytes(len(v[0]), v[1], key[0]) for v in day.values())
             reads += 1
             read_units += math.ceil(total / 4096)
     return updates, units, reads, read_units

@@ -377,6 +377,11 @@ async fn neighbour_buckets_read_in_one_query_are_the_items_get_returns() {
         pk: pk.into(),
         sk: sk.into(),
     };
+    let pair = |lo: &str, hi: &str| {
+        let (lo, hi) = (key("STATE#c#g", lo), key("STATE#c#g", hi));
+        let s = &s;
+        async move { s.get_pair(&lo, &hi).await }
+    };
     // the bucket, both neighbours, the episode item and another group's bucket
     for u in [
         at("STATE#c#g", "1794999400", &["1794999401|a"]),
@@ -393,13 +398,7 @@ async fn neighbour_buckets_read_in_one_query_are_the_items_get_returns() {
     )
     .await
     .unwrap();
-    let (below, above) = s
-        .get_pair(
-            &key("STATE#c#g", "1794999400"),
-            &key("STATE#c#g", "1795000600"),
-        )
-        .await
-        .unwrap();
+    let (below, above) = pair("1794999400", "1795000600").await.unwrap();
     let (below, above) = (below.unwrap(), above.unwrap());
     assert_eq!(below.set("e").collect::<Vec<_>>(), ["1794999401|a"]);
     assert_eq!(
@@ -421,13 +420,7 @@ async fn neighbour_buckets_read_in_one_query_are_the_items_get_returns() {
             .as_ref()
     );
     // a missing neighbour
-    let (below, above) = s
-        .get_pair(
-            &key("STATE#c#g", "1795000000"),
-            &key("STATE#c#g", "1795001200"),
-        )
-        .await
-        .unwrap();
+    let (below, above) = pair("1795000000", "1795001200").await.unwrap();
     assert_eq!(
         below.unwrap().set("e").collect::<Vec<_>>(),
         ["1795000001|b"]
@@ -437,13 +430,7 @@ async fn neighbour_buckets_read_in_one_query_are_the_items_get_returns() {
     s.add(&at("STATE#c#g", "999999400", &["999999401|y"]))
         .await
         .unwrap();
-    let (below, above) = s
-        .get_pair(
-            &key("STATE#c#g", "999999400"),
-            &key("STATE#c#g", "1000000600"),
-        )
-        .await
-        .unwrap();
+    let (below, above) = pair("999999400", "1000000600").await.unwrap();
     assert_eq!(below.unwrap().set("e").collect::<Vec<_>>(), ["999999401|y"]);
     assert!(above.is_none());
 }

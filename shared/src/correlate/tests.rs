@@ -700,6 +700,14 @@ async fn merged_batches_write_and_find_what_one_batch_would_in_fewer_updates() {
     }
 }
 
+/// Alice's denied calls at `times` (seconds after the test epoch), ids `<prefix><time>`.
+fn alice(prefix: &str, times: &[i64]) -> Vec<Record> {
+    times
+        .iter()
+        .map(|&t| record(&format!("{prefix}{t}"), t, ALICE, "X"))
+        .collect()
+}
+
 #[tokio::test]
 async fn a_second_burst_after_the_first_episode_is_a_new_episode() {
     let rules = set(&[]);
@@ -707,14 +715,8 @@ async fn a_second_burst_after_the_first_episode_is_a_new_episode() {
     // a burst at 0..20 s, reported; then, in the next 600 s bucket (whose flush still reads
     // the first burst's bucket as a neighbour), a second burst starting after the first
     // episode's window [0, 600] ended
-    let first: Vec<Record> = [0, 10, 20]
-        .iter()
-        .map(|&t| record(&format!("a{t}"), t, ALICE, "X"))
-        .collect();
-    let second: Vec<Record> = [900, 910, 920]
-        .iter()
-        .map(|&t| record(&format!("b{t}"), t, ALICE, "X"))
-        .collect();
+    let first: Vec<Record> = alice("a", &[0, 10, 20]);
+    let second: Vec<Record> = alice("b", &[900, 910, 920]);
     let found = run(&rules, &state, &first, 3).await;
     let ids = |v: &[Finding]| {
         v.iter()
@@ -733,10 +735,7 @@ async fn a_second_burst_after_the_first_episode_is_a_new_episode() {
     assert_eq!(found.len(), 1, "{found:?}");
     assert!(ids(&found).is_subset(&[episode(0), episode(900)].into()));
     // both bursts in one flush, in a fresh state: both episodes
-    let all: Vec<Record> = [0, 10, 20, 900, 910, 920]
-        .iter()
-        .map(|&t| record(&format!("e{t}"), t, ALICE, "X"))
-        .collect();
+    let all: Vec<Record> = alice("e", &[0, 10, 20, 900, 910, 920]);
     let found = run(&rules, &MemCorrelationState::default(), &all, 6).await;
     assert_eq!(ids(&found), [episode(0), episode(900)].into(), "{found:?}");
 }
@@ -745,10 +744,7 @@ async fn a_second_burst_after_the_first_episode_is_a_new_episode() {
 async fn an_event_outside_every_qualifying_window_reports_nothing() {
     let rules = set(&[]);
     let state = MemCorrelationState::default();
-    let burst: Vec<Record> = [0, 10, 20]
-        .iter()
-        .map(|&t| record(&format!("a{t}"), t, ALICE, "X"))
-        .collect();
+    let burst: Vec<Record> = alice("a", &[0, 10, 20]);
     assert_eq!(run(&rules, &state, &burst, 3).await.len(), 1);
     // one more event in the next bucket, 700 s after the burst began: no window holding it
     // qualifies, so the flush neither claims nor reports
@@ -772,20 +768,14 @@ async fn a_window_after_the_claimed_episode_is_found_past_an_old_window() {
         end: base + 50,
     };
     state.claim(&key, held, i64::MAX).await.unwrap();
-    let burst: Vec<Record> = [40, 60, 70]
-        .iter()
-        .map(|&t| record(&format!("a{t}"), t, ALICE, "X"))
-        .collect();
+    let burst: Vec<Record> = alice("a", &[40, 60, 70]);
     let found = run(&rules, &state, &burst, 3).await;
     let episode = |start: i64| correlation_finding_id("c-burst", ALICE, start);
     assert_eq!(found.len(), 1);
     assert_eq!(found[0].id, episode(held.start));
     // two events just past the window [40, 640]: the window [60, 660] holds them, starts
     // after the claimed episode ended and qualifies (4 events): a new episode
-    let more: Vec<Record> = [650, 655]
-        .iter()
-        .map(|&t| record(&format!("b{t}"), t, ALICE, "X"))
-        .collect();
+    let more: Vec<Record> = alice("b", &[650, 655]);
     let found = run(&rules, &state, &more, 2).await;
     assert_eq!(found.len(), 1, "{found:?}");
     assert_eq!(found[0].id, episode(base + 60));
@@ -796,11 +786,7 @@ async fn one_bucket_can_complete_two_episodes_in_one_flush() {
     let rules = set(&[]);
     let state = MemCorrelationState::default();
     let base = 1_794_999_600;
-    let at = |ts: &[i64]| -> Vec<Record> {
-        ts.iter()
-            .map(|&t| record(&format!("e{t}"), t, ALICE, "X"))
-            .collect()
-    };
+    let at = |ts: &[i64]| alice("e", ts);
     // two events late in the previous bucket: no window yet
     assert!(run(&rules, &state, &at(&[-590, -580]), 2).await.is_empty());
     // one flush of one bucket completes [-590, 10] (with the event at 5) and, after that
