@@ -1178,10 +1178,7 @@ impl Context {
             error_code: None,
             episode_start: time::OffsetDateTime::from_unix_timestamp(episode.start)
                 .ok()
-                .and_then(|t| {
-                    t.format(&time::format_description::well_known::Rfc3339)
-                        .ok()
-                }),
+                .and_then(crate::model::format_time),
         }
     }
 }

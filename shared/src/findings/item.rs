@@ -191,9 +191,9 @@ pub fn to_item(stored: &StoredFinding<'_>, now: OffsetDateTime, retention_days: 
     item
 }
 
+/// `created_at`: RFC 3339, else the epoch seconds (never empty).
 fn rfc3339(t: OffsetDateTime) -> String {
-    t.format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_else(|_| t.unix_timestamp().to_string())
+    crate::model::format_time(t).unwrap_or_else(|| t.unix_timestamp().to_string())
 }
 
 #[cfg(test)]

@@ -9,5 +9,5 @@ pub mod record;
 pub mod s3key;
 
 pub use envelope::{classify_detail_type, DetailType, Envelope};
-pub use record::{parse_time, IdentityType, Record, RecordError};
+pub use record::{format_time, parse_time, IdentityType, Record, RecordError};
 pub use s3key::{decode_notification_key, KeyKind, S3Key};

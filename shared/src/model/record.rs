@@ -900,6 +900,13 @@ pub fn parse_time(s: &str) -> Option<OffsetDateTime> {
     OffsetDateTime::parse(&stitched, &Rfc3339).ok()
 }
 
+/// The RFC 3339 text of a time (`2024-01-01T00:00:00Z`, the form CloudTrail writes); `None`
+/// for a year outside 0..=9999, which has none. Callers choose what stands in for it.
+pub fn format_time(t: OffsetDateTime) -> Option<String> {
+    t.format(&time::format_description::well_known::Rfc3339)
+        .ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -456,8 +456,7 @@ impl CheckResult {
 /// RFC 3339 text of a time (`unknown` if it cannot be formatted, which needs a year
 /// outside 0..=9999).
 pub fn rfc3339(t: OffsetDateTime) -> String {
-    t.format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_else(|_| "unknown".into())
+    crate::model::format_time(t).unwrap_or_else(|| "unknown".into())
 }
 
 /// Options of [`evaluate`].
