@@ -630,7 +630,11 @@ impl Correlator {
         // second burst is its own episode even while the first is still in view
         let mut found = Vec::new();
         let mut after = i64::MIN;
-        while let Some((start, summary)) = evaluate(p, &items, after) {
+        // a window starting after `after` can hold only the flush's times after it
+        while new_times.last().is_some_and(|&t| t > after) {
+            let Some((start, summary)) = evaluate(p, &items, after) else {
+                break;
+            };
             let end = start.saturating_add(p.span);
             // the flush that completed a window without any of them claimed it (or the
             // episode it overlaps): skip to the first window that can hold one
@@ -1193,9 +1197,14 @@ pub fn correlation_finding_id(correlation: &str, group: &str, start: i64) -> Str
 fn time_of(m: &Member) -> Option<i64> {
     match m {
         Member::Timed(t, _) | Member::Int(t) => Some(*t),
-        Member::Text(text) => text.split_once('|').and_then(|(t, _)| t.parse().ok()),
+        Member::Text(text) => leading_time(text),
         Member::Hash(_) => None,
     }
+}
+
+/// The time of a stored `<time>|<rest>` member (`e`: event, `v`: value).
+fn leading_time(member: &str) -> Option<i64> {
+    member.split_once('|').and_then(|(t, _)| t.parse().ok())
 }
 
 /// Evaluate the stored observations later than `after`: `(start, human summary)` of the
@@ -1203,14 +1212,13 @@ fn time_of(m: &Member) -> Option<i64> {
 /// an observation and holds only observations at or after its start, so leaving out the
 /// earlier ones leaves every such window as it is.
 fn evaluate(p: &Plan, items: &[StateItem], after: i64) -> Option<(i64, String)> {
-    let time_of = |m: &str| m.split_once('|').and_then(|(t, _)| t.parse::<i64>().ok());
     match &p.shape {
         Shape::Count => {
             let cond = p.rule.condition.as_ref()?;
             let mut times: Vec<i64> = items
                 .iter()
                 .flat_map(|i| i.set("e"))
-                .filter_map(time_of)
+                .filter_map(leading_time)
                 .filter(|&t| t > after)
                 .collect();
             let (start, n) = window::count_window(&mut times, p.span, cond)?;
