@@ -434,3 +434,82 @@ async fn neighbour_buckets_read_in_one_query_are_the_items_get_returns() {
     assert_eq!(below.unwrap().set("e").collect::<Vec<_>>(), ["999999401|y"]);
     assert!(above.is_none());
 }
+
+#[tokio::test]
+async fn episode_claims_remember_earlier_episodes_in_dynamodb() {
+    let Some((moto, s)) = setup("episode_claims_remember_earlier_episodes_in_dynamodb").await
+    else {
+        return;
+    };
+    let ep = |start: i64| Episode {
+        start,
+        end: start + 600,
+    };
+    let key = |pk: &str| StateKey {
+        pk: pk.into(),
+        sk: "EPISODE".into(),
+    };
+    let k = key("STATE#c#g");
+    // two episodes, the later one claimed first; a retry of either answers with itself
+    assert_eq!(s.claim(&k, ep(2000), 4_000_000_000).await.unwrap(), ep(2000));
+    assert_eq!(s.claim(&k, ep(0), 4_000_000_000).await.unwrap(), ep(0));
+    assert_eq!(s.claim(&k, ep(0), 4_000_000_000).await.unwrap(), ep(0));
+    assert_eq!(s.claim(&k, ep(300), 4_000_000_000).await.unwrap(), ep(0));
+    assert_eq!(s.claim(&k, ep(1900), 4_000_000_000).await.unwrap(), ep(2000));
+    let client = moto.dynamodb().await;
+    let stored = client
+        .get_item()
+        .table_name(TABLE)
+        .key("pk", AttributeValue::S(k.pk.clone()))
+        .key("sk", AttributeValue::S(k.sk.clone()))
+        .send()
+        .await
+        .unwrap()
+        .item
+        .unwrap();
+    // the latest episode stays readable as ep_start/ep_end, the history by start
+    assert_eq!(stored["ep_start"].as_n().unwrap(), "2000");
+    let hist: Vec<&str> = stored["ep_hist"]
+        .as_l()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_n().unwrap().as_str())
+        .collect();
+    assert_eq!(hist, ["0", "600", "2000", "2600"]);
+    assert_eq!(stored["ep_n"].as_n().unwrap(), "2");
+
+    // an item claimed before the history was kept: its one episode still holds
+    let legacy = key("STATE#c#legacy");
+    client
+        .put_item()
+        .table_name(TABLE)
+        .item("pk", AttributeValue::S(legacy.pk.clone()))
+        .item("sk", AttributeValue::S(legacy.sk.clone()))
+        .item("ep_start", AttributeValue::N("5000".into()))
+        .item("ep_end", AttributeValue::N("5600".into()))
+        .item("expires_at", AttributeValue::N("4000000000".into()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(s.claim(&legacy, ep(5100), 0).await.unwrap(), ep(5000));
+    assert_eq!(s.claim(&legacy, ep(0), 0).await.unwrap(), ep(0));
+    assert_eq!(s.claim(&legacy, ep(5300), 0).await.unwrap(), ep(5000));
+
+    // claims of one group racing: each read-then-write either wins or decides again on what
+    // won, so overlapping windows all answer with one episode and disjoint ones all stay
+    let race = key("STATE#c#race");
+    let wanted: Vec<Episode> = (0..6)
+        .map(|i| ep(10_000 + 100 * i))
+        .chain((0..4).map(|i| ep(50_000 + 1000 * i)))
+        .collect();
+    let got = futures::future::join_all(wanted.iter().map(|&w| {
+        let (s, race) = (&s, &race);
+        async move { s.claim(race, w, 4_000_000_000).await.unwrap() }
+    }))
+    .await;
+    let burst: BTreeSet<i64> = got.iter().take(6).map(|e| e.start).collect();
+    assert_eq!(burst.len(), 1, "{got:?}");
+    for (w, g) in wanted.iter().zip(&got).skip(6) {
+        assert_eq!(w, g, "disjoint episodes are their own");
+    }
+}

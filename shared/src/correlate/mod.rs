@@ -646,8 +646,7 @@ impl Correlator {
                 }
                 Some(_) => {}
             }
-            tally.write();
-            let episode = claim_episode(state, p, gh, start, update.expires_at).await?;
+            let episode = claim_episode((state, tally), p, gh, start, update.expires_at).await?;
             found.push(context.finding(p, group, episode, &summary));
             after = episode.end.max(start);
         }
@@ -703,8 +702,7 @@ impl Correlator {
             let Some(context) = pending.shown(member) else {
                 continue;
             };
-            tally.write();
-            let episode = claim_episode(state, p, gh, start, update.expires_at).await?;
+            let episode = claim_episode((state, tally), p, gh, start, update.expires_at).await?;
             found.push(context.finding(p, group, episode, &summary));
         }
         Ok(found)
@@ -714,9 +712,11 @@ impl Correlator {
 /// The state calls of one flush.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct FlushStats {
-    /// Updates (`add`, `add_counting`, `claim`: DynamoDB `UpdateItem`), attempted.
+    /// Updates (`add`, `add_counting`, a claim of a new episode: DynamoDB `UpdateItem`),
+    /// attempted.
     pub writes: usize,
-    /// Reads of the neighbour buckets (`get_pair`: one DynamoDB `Query`), attempted.
+    /// Reads (`get_pair` of the neighbour buckets: one DynamoDB `Query`; the `GetItem` of
+    /// every claim), attempted.
     pub reads: usize,
 }
 
@@ -783,8 +783,11 @@ fn state_pk(id: &str, group_hash: &str) -> String {
 }
 
 /// Claim the episode starting at `start` for `p`'s group `gh` (see [`CorrelationState::claim`]).
+/// Tallied as the DynamoDB adapter runs it: a consistent read, and a write when the episode
+/// is new (the same window claimed again counts as held; a lost race's second round is not
+/// counted).
 async fn claim_episode<S: CorrelationState>(
-    state: &S,
+    (state, tally): (&S, &Tally),
     p: &Plan,
     gh: &str,
     start: i64,
@@ -798,7 +801,12 @@ async fn claim_episode<S: CorrelationState>(
         pk: state_pk(&p.rule.id, gh),
         sk: "EPISODE".into(),
     };
-    state.claim(&key, wanted, expires_at).await
+    tally.read();
+    let episode = state.claim(&key, wanted, expires_at).await?;
+    if episode == wanted {
+        tally.write();
+    }
+    Ok(episode)
 }
 
 /// Observations of one invocation waiting to be written, grouped by (correlation, group,

@@ -2,7 +2,10 @@
 //! whole input) and for tests. Same contract as the DynamoDB adapter, including the set cap
 //! and the episode claim; it can be told to fail to test retry decisions.
 
-use super::state::{CorrelationState, Episode, Member, SetSizes, StateItem, StateKey, StateUpdate};
+use super::state::{
+    decide_claim, ClaimOutcome, CorrelationState, Episode, Member, SetSizes, StateItem, StateKey,
+    StateUpdate,
+};
 use super::PortError;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
@@ -18,7 +21,8 @@ struct Inner {
     /// a group's text is shared by every correlation grouping by the same fields.
     strings: Vec<Arc<str>>,
     string_ids: HashMap<Arc<str>, u32, Seeded>,
-    episodes: HashMap<StateKey, Episode>,
+    /// The episodes each group claimed (see [`decide_claim`]).
+    episodes: HashMap<StateKey, Vec<Episode>>,
     fail_next: Vec<PortError>,
     updates: usize,
 }
@@ -461,10 +465,11 @@ impl CorrelationState for MemCorrelationState {
     ) -> Result<Episode, PortError> {
         let mut g = self.0.lock().map_err(|_| poisoned("UpdateItem"))?;
         Self::take_failure(&mut g)?;
-        match g.episodes.get(key) {
-            Some(held) if held.end >= wanted.start => Ok(*held),
-            _ => {
-                g.episodes.insert(key.clone(), wanted);
+        let held = g.episodes.get(key).map_or(&[][..], Vec::as_slice);
+        match decide_claim(held, wanted) {
+            ClaimOutcome::Held(episode) => Ok(episode),
+            ClaimOutcome::Claimed(all) => {
+                g.episodes.insert(key.clone(), all);
                 Ok(wanted)
             }
         }

@@ -13,7 +13,8 @@
 //!   item is returned with [`StateItem::full`] set.
 //! - [`CorrelationState::get`]: read an item (strongly consistent).
 //! - [`CorrelationState::claim`]: claim the episode `[start, end]` of a correlation group
-//!   unless an episode claimed earlier reaches `start`; returns the episode that holds.
+//!   unless an episode claimed earlier overlaps it; returns the episode that holds
+//!   ([`decide_claim`]: the group remembers its [`EPISODES_KEPT`] latest episodes).
 //!
 //! Items live in the findings table (`pk`/`sk` strings) and expire through its TTL attribute
 //! `expires_at`. The DynamoDB implementation is `ports::aws::DynamoDbCorrelationState`; the
@@ -134,6 +135,45 @@ pub struct Episode {
     pub end: i64,
 }
 
+/// How many episodes of one group a claim remembers (the latest ones). A retried flush
+/// or a late event of an older burst finds its episode among them; a window older than
+/// all of them once the group had more is folded into the oldest remembered one.
+pub const EPISODES_KEPT: usize = 16;
+
+/// What claiming an episode does, given the episodes the group claimed before.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClaimOutcome {
+    /// An episode claimed before holds: report it (its id is the one already reported).
+    Held(Episode),
+    /// The wanted episode is new: store these (by start, the latest [`EPISODES_KEPT`]).
+    Claimed(Vec<Episode>),
+}
+
+/// Decide a claim of `wanted` against `held` (by start, pairwise disjoint, as
+/// [`ClaimOutcome::Claimed`] leaves them): the earliest held episode that overlaps
+/// `wanted` holds; otherwise `wanted` is a new episode, unless it ends before the oldest
+/// one remembered while older ones may have been forgotten (then that oldest one holds,
+/// so a forgotten episode is not reported twice).
+pub fn decide_claim(held: &[Episode], wanted: Episode) -> ClaimOutcome {
+    if let Some(h) = held
+        .iter()
+        .find(|h| h.start <= wanted.end && h.end >= wanted.start)
+    {
+        return ClaimOutcome::Held(*h);
+    }
+    if held.len() >= EPISODES_KEPT {
+        if let Some(oldest) = held.first().filter(|o| wanted.end < o.start) {
+            return ClaimOutcome::Held(*oldest);
+        }
+    }
+    let mut all = held.to_vec();
+    let at = all.partition_point(|h| h.start < wanted.start);
+    all.insert(at, wanted);
+    let extra = all.len().saturating_sub(EPISODES_KEPT);
+    all.drain(..extra);
+    ClaimOutcome::Claimed(all)
+}
+
 /// Where correlation state lives (DynamoDB in Lambda, memory in the CLI and tests).
 pub trait CorrelationState: Send + Sync {
     /// Calls complete without waiting on anything (the in-memory state): a flush then makes
@@ -195,10 +235,10 @@ pub trait CorrelationState: Send + Sync {
         async move { Ok((self.get(below).await?, self.get(above).await?)) }
     }
 
-    /// Claim `wanted` for the group stored at `key`: succeeds when no episode was claimed
-    /// or the claimed one ended before `wanted.start`, and returns `wanted`; otherwise
-    /// returns the episode already claimed (the caller reports that one again, so a retried
-    /// invocation re-creates the same finding id and storage deduplicates it).
+    /// Claim `wanted` for the group stored at `key`, atomically, as [`decide_claim`] says
+    /// given the episodes claimed before: returns `wanted` when it is new, else the episode
+    /// that holds (the caller reports that one again, so a retried invocation re-creates
+    /// the same finding id and storage deduplicates it).
     ///
     /// # Errors
     /// [`PortError`] classified by the adapter.
@@ -208,4 +248,79 @@ pub trait CorrelationState: Send + Sync {
         wanted: Episode,
         expires_at: i64,
     ) -> impl Future<Output = Result<Episode, PortError>> + Send;
+}
+
+#[cfg(test)]
+mod claim_tests {
+    use super::*;
+
+    fn ep(start: i64, end: i64) -> Episode {
+        Episode { start, end }
+    }
+
+    #[test]
+    fn an_overlapping_episode_holds_and_a_disjoint_one_is_new() {
+        let held = [ep(100, 200), ep(400, 500)];
+        // overlapping either one, touching an end, or spanning the gap: the earliest holds
+        assert_eq!(
+            decide_claim(&held, ep(150, 250)),
+            ClaimOutcome::Held(ep(100, 200))
+        );
+        assert_eq!(
+            decide_claim(&held, ep(0, 100)),
+            ClaimOutcome::Held(ep(100, 200))
+        );
+        assert_eq!(
+            decide_claim(&held, ep(500, 600)),
+            ClaimOutcome::Held(ep(400, 500))
+        );
+        assert_eq!(
+            decide_claim(&held, ep(190, 410)),
+            ClaimOutcome::Held(ep(100, 200))
+        );
+        // before, between and after: new, kept in start order
+        assert_eq!(
+            decide_claim(&held, ep(0, 99)),
+            ClaimOutcome::Claimed(vec![ep(0, 99), ep(100, 200), ep(400, 500)])
+        );
+        assert_eq!(
+            decide_claim(&held, ep(250, 350)),
+            ClaimOutcome::Claimed(vec![ep(100, 200), ep(250, 350), ep(400, 500)])
+        );
+        assert_eq!(
+            decide_claim(&held, ep(501, 601)),
+            ClaimOutcome::Claimed(vec![ep(100, 200), ep(400, 500), ep(501, 601)])
+        );
+        assert_eq!(
+            decide_claim(&[], ep(1, 2)),
+            ClaimOutcome::Claimed(vec![ep(1, 2)])
+        );
+    }
+
+    #[test]
+    fn the_history_keeps_the_latest_and_folds_what_it_may_have_forgotten() {
+        let at = |i: i64| ep(i * 1000, i * 1000 + 600);
+        let full: Vec<Episode> = (1..=EPISODES_KEPT as i64).map(at).collect();
+        // a new latest one pushes the oldest out
+        let ClaimOutcome::Claimed(next) = decide_claim(&full, at(100)) else {
+            panic!("a later episode is new");
+        };
+        assert_eq!(next.len(), EPISODES_KEPT);
+        assert_eq!(next.first(), Some(&at(2)));
+        assert_eq!(next.last(), Some(&at(100)));
+        // one between two remembered ones is still new (the oldest goes)
+        let ClaimOutcome::Claimed(next) = decide_claim(&full, ep(1700, 1800)) else {
+            panic!("a gap episode is new");
+        };
+        assert_eq!(next.len(), EPISODES_KEPT);
+        assert!(next.contains(&ep(1700, 1800)) && !next.contains(&at(1)));
+        // older than everything remembered once the history is full: maybe forgotten, so
+        // the oldest remembered one holds (no second alert for a forgotten episode)
+        assert_eq!(decide_claim(&full, ep(0, 600)), ClaimOutcome::Held(at(1)));
+        // with room left nothing was forgotten: it is new
+        assert_eq!(
+            decide_claim(&full[1..], ep(0, 600)),
+            ClaimOutcome::Claimed([&[ep(0, 600)][..], &full[1..]].concat())
+        );
+    }
 }

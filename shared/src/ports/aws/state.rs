@@ -8,12 +8,16 @@
 //! through `ReturnValuesOnConditionCheckFailure = ALL_OLD` (a consistent `GetItem` is the
 //! fallback). The two neighbours of a bucket are read with one strongly consistent `Query`
 //! on the sort-key range between them. Episodes are one item per group (`sk = EPISODE`)
-//! with `ep_start`/`ep_end`, claimed with the condition `attribute_not_exists(ep_end) OR
-//! ep_end < :start`. Every name goes through `ExpressionAttributeNames` (`group` is a
-//! reserved word).
+//! holding the group's latest episodes (`ep_hist`, start and end pairs; `ep_start`/`ep_end`
+//! the latest one) and a version `ep_n`: a claim reads the item (consistently), decides
+//! ([`decide_claim`]) and, for a new episode, writes the history back on the condition that
+//! the version is unchanged, reading again when another claim came first. Every name goes
+//! through `ExpressionAttributeNames` (`group` is a reserved word).
 
 use super::classify::classify;
-use crate::ports::state::{CorrelationState, Episode, Member, StateItem, StateKey, StateUpdate};
+use crate::ports::state::{
+    decide_claim, ClaimOutcome, CorrelationState, Episode, Member, StateItem, StateKey, StateUpdate,
+};
 use crate::ports::PortError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
@@ -60,6 +64,37 @@ fn episode_of(item: &Item) -> Option<Episode> {
         end: n("ep_end")?,
     })
 }
+
+/// The episodes of an episode item, by start: its `ep_hist` or, on an item claimed before
+/// the history was kept, its one `ep_start`/`ep_end` (an `ep_hist` that does not read as
+/// pairs of numbers counts as absent).
+fn episodes_of(item: &Item) -> Vec<Episode> {
+    let pairs = item
+        .get("ep_hist")
+        .and_then(|v| v.as_l().ok())
+        .and_then(|l| {
+            let nums: Option<Vec<i64>> = l.iter().map(|v| v.as_n().ok()?.parse().ok()).collect();
+            nums.filter(|n| n.len() % 2 == 0)
+        });
+    match pairs {
+        Some(nums) => {
+            let mut all: Vec<Episode> = nums
+                .chunks_exact(2)
+                .map(|p| Episode {
+                    start: p[0],
+                    end: p[1],
+                })
+                .collect();
+            all.sort_by_key(|e| (e.start, e.end));
+            all
+        }
+        None => episode_of(item).into_iter().collect(),
+    }
+}
+
+/// How often a claim reads and tries again when another claim of the group wrote between
+/// its read and its write.
+const CLAIM_ATTEMPTS: usize = 8;
 
 /// Whether the items of `below.pk` between the two sort keys are the buckets between them,
 /// in number order: one partition, and both sort keys decimal digits of one length (then
@@ -224,37 +259,77 @@ impl CorrelationState for DynamoDbCorrelationState {
         wanted: Episode,
         expires_at: i64,
     ) -> Result<Episode, PortError> {
-        let r = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(key_of(key)))
-            .update_expression("SET ep_start = :s, ep_end = :e, expires_at = :x")
-            .condition_expression("attribute_not_exists(ep_end) OR ep_end < :s")
-            .expression_attribute_values(":s", AttributeValue::N(wanted.start.to_string()))
-            .expression_attribute_values(":e", AttributeValue::N(wanted.end.to_string()))
-            .expression_attribute_values(":x", AttributeValue::N(expires_at.to_string()))
-            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
-            .send()
-            .await;
-        match r {
-            Ok(_) => Ok(wanted),
-            Err(e) => {
-                if let Some(UpdateItemError::ConditionalCheckFailedException(c)) =
-                    e.as_service_error()
-                {
-                    let held = match c.item().and_then(episode_of) {
-                        Some(ep) => Some(ep),
-                        None => self.read(key).await?.as_ref().and_then(episode_of),
-                    };
-                    return held.ok_or(PortError::Transient {
-                        op: "UpdateItem",
-                        message: "episode claim refused but no episode is stored".into(),
-                    });
+        let n = |v: i64| AttributeValue::N(v.to_string());
+        for _ in 0..CLAIM_ATTEMPTS {
+            let item = self.read(key).await?;
+            let held = item.as_ref().map(episodes_of).unwrap_or_default();
+            let all = match decide_claim(&held, wanted) {
+                ClaimOutcome::Held(episode) => return Ok(episode),
+                ClaimOutcome::Claimed(all) => all,
+            };
+            let latest = all.last().copied().unwrap_or(wanted);
+            let number = |k: &str| {
+                let v = item.as_ref()?.get(k)?.as_n().ok()?;
+                v.parse::<i64>().ok()
+            };
+            // the write holds only if nothing changed since the read: the version, or on an
+            // item without one (absent, or claimed before versions) what the read saw
+            let mut req = self
+                .client
+                .update_item()
+                .table_name(&self.table)
+                .set_key(Some(key_of(key)))
+                .update_expression(
+                    "SET ep_hist = :h, ep_start = :s, ep_end = :e, ep_n = :n, expires_at = :x",
+                )
+                .expression_attribute_values(
+                    ":h",
+                    AttributeValue::L(all.iter().flat_map(|e| [n(e.start), n(e.end)]).collect()),
+                )
+                .expression_attribute_values(":s", n(latest.start))
+                .expression_attribute_values(":e", n(latest.end))
+                .expression_attribute_values(
+                    ":x",
+                    n(expires_at.max(number("expires_at").unwrap_or(i64::MIN))),
+                );
+            req = match (number("ep_n"), item.as_ref().and_then(episode_of)) {
+                (Some(version), _) => req
+                    .condition_expression("ep_n = :v")
+                    .expression_attribute_values(":v", n(version))
+                    .expression_attribute_values(":n", n(version.saturating_add(1))),
+                (None, Some(old)) => req
+                    .condition_expression(
+                        "attribute_not_exists(ep_n) AND ep_start = :os AND ep_end = :oe",
+                    )
+                    .expression_attribute_values(":os", n(old.start))
+                    .expression_attribute_values(":oe", n(old.end))
+                    .expression_attribute_values(":n", n(1)),
+                (None, None) => req
+                    .condition_expression(
+                        "attribute_not_exists(ep_n) AND attribute_not_exists(ep_end)",
+                    )
+                    .expression_attribute_values(":n", n(1)),
+            };
+            match req.send().await {
+                Ok(_) => return Ok(wanted),
+                Err(e) => {
+                    if let Some(UpdateItemError::ConditionalCheckFailedException(_)) =
+                        e.as_service_error()
+                    {
+                        // another claim of this group wrote first: decide again on what it wrote
+                        continue;
+                    }
+                    return Err(classify("UpdateItem", e));
                 }
-                Err(classify("UpdateItem", e))
             }
         }
+        Err(PortError::Transient {
+            op: "UpdateItem",
+            message: format!(
+                "episode claim lost the race with other claims of {} {CLAIM_ATTEMPTS} times",
+                key.pk
+            ),
+        })
     }
 }
 
