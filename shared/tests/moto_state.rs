@@ -451,11 +451,17 @@ async fn episode_claims_remember_earlier_episodes_in_dynamodb() {
     };
     let k = key("STATE#c#g");
     // two episodes, the later one claimed first; a retry of either answers with itself
-    assert_eq!(s.claim(&k, ep(2000), 4_000_000_000).await.unwrap(), ep(2000));
+    assert_eq!(
+        s.claim(&k, ep(2000), 4_000_000_000).await.unwrap(),
+        ep(2000)
+    );
     assert_eq!(s.claim(&k, ep(0), 4_000_000_000).await.unwrap(), ep(0));
     assert_eq!(s.claim(&k, ep(0), 4_000_000_000).await.unwrap(), ep(0));
     assert_eq!(s.claim(&k, ep(300), 4_000_000_000).await.unwrap(), ep(0));
-    assert_eq!(s.claim(&k, ep(1900), 4_000_000_000).await.unwrap(), ep(2000));
+    assert_eq!(
+        s.claim(&k, ep(1900), 4_000_000_000).await.unwrap(),
+        ep(2000)
+    );
     let client = moto.dynamodb().await;
     let stored = client
         .get_item()

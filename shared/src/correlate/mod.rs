@@ -138,6 +138,17 @@ struct Family {
     keep: usize,
 }
 
+impl Plan {
+    /// The step its members' times are rounded down to (see [`Correlator::observe`]).
+    fn time_step(&self) -> i64 {
+        match self.shape {
+            Shape::Values => self.span / 8,
+            Shape::Temporal { .. } => self.span / 16,
+            Shape::Count | Shape::Ratio { .. } => 1,
+        }
+    }
+}
+
 fn split(path: &str) -> Path {
     path.split('.').map(Box::from).collect()
 }
@@ -317,7 +328,7 @@ impl Correlator {
                         let Some(path) = p.value_paths.get(step).and_then(Option::as_ref) else {
                             continue;
                         };
-                        let slot = round_down(time, p.span / 8);
+                        let slot = round_down(time, p.time_step());
                         let mut vals = Vec::new();
                         record.values_at(path, &mut vals);
                         for v in &vals {
@@ -332,7 +343,7 @@ impl Correlator {
                     }
                     Shape::Temporal { .. } => {
                         let step = u16::try_from(step).unwrap_or(u16::MAX);
-                        let slot = round_down(time, p.span / 16);
+                        let slot = round_down(time, p.time_step());
                         members.push((Set::Step(step), Member::Int(slot)));
                     }
                     Shape::Ratio { numerator, .. } => {
@@ -414,7 +425,7 @@ impl Correlator {
                         ]
                     }
                     _ => [
-                        None,
+                        pending.offer_first(time, &event_id, &mut context_of),
                         pending.offer(time, &event_id, Role::Latest, context_of),
                     ],
                 };
@@ -587,17 +598,13 @@ impl Correlator {
         p: &Plan,
         (group, gh): (&str, &str),
         bucket: i64,
-        pending: Pending,
+        mut pending: Pending,
         now: i64,
     ) -> Result<Vec<Finding>, PortError> {
-        let Pending {
-            mut members,
-            latest,
-            ..
-        } = pending;
-        let Some((_, context)) = latest else {
+        if pending.latest.is_none() {
             return Ok(Vec::new());
-        };
+        }
+        let mut members = std::mem::take(&mut pending.members);
         members.sort_unstable_by(flush_order);
         members.dedup();
         // the times this flush observed: only a window holding one of them is reported
@@ -647,7 +654,9 @@ impl Correlator {
                 Some(_) => {}
             }
             let episode = claim_episode((state, tally), p, gh, start, update.expires_at).await?;
-            found.push(context.finding(p, group, episode, &summary));
+            if let Some(context) = pending.shown_in(episode, p.time_step()) {
+                found.push(context.finding(p, group, episode, &summary));
+            }
             after = episode.end.max(start);
         }
         Ok(found)
@@ -894,6 +903,10 @@ struct Pending {
     latest: Option<Shown>,
     /// Ratio families: per member, its latest numerator observation (empty until one).
     numerator: Vec<Option<Shown>>,
+    /// Other slots: the earliest observation too (then the smallest event id), shown when
+    /// the latest lies outside the episode reported (a flush can complete a window that
+    /// ended before its latest observation, or two episodes).
+    first: Option<Shown>,
 }
 
 /// An observation a finding may show, with its time beside it: a record is compared with
@@ -947,6 +960,33 @@ impl Pending {
         keep_shown(&mut self.latest, (time, event_id), role, context)
     }
 
+    /// Keep `context` as the earliest observation (see [`Pending::first`]) if it is.
+    /// Returns the context it replaced.
+    fn offer_first(
+        &mut self,
+        time: i64,
+        event_id: &str,
+        context: impl FnOnce() -> Arc<Context>,
+    ) -> Option<Arc<Context>> {
+        keep_shown(&mut self.first, (time, event_id), Role::Earliest, context)
+    }
+
+    /// What the finding of `episode` shows (not for ratio families): the latest
+    /// observation, or the earliest when only that one lies in the episode's window (times
+    /// as the plan counts them: rounded down to `step` seconds).
+    fn shown_in(&self, episode: Episode, step: i64) -> Option<&Arc<Context>> {
+        let inside = |s: &'_ Option<Shown>| -> bool {
+            s.as_ref()
+                .is_some_and(|(t, _)| (episode.start..=episode.end).contains(&round_down(*t, step)))
+        };
+        [&self.latest, &self.first]
+            .into_iter()
+            .find(|s| inside(s))
+            .and_then(Option::as_ref)
+            .or(self.latest.as_ref())
+            .map(|(_, c)| c)
+    }
+
     /// Keep `context` as ratio member `member`'s numerator observation if it is the latest
     /// (then the largest event id). Returns the context it replaced.
     fn offer_numerator(
@@ -985,6 +1025,10 @@ impl Pending {
                 role,
                 || context,
             );
+        }
+        if let Some((time, context)) = other.first {
+            let shown = context.clone();
+            let _ = self.offer_first(time, shown.get(Ctx::EventId), || context);
         }
         for (member, offered) in other.numerator.into_iter().enumerate() {
             if let Some((time, context)) = offered {

@@ -794,6 +794,16 @@ async fn one_bucket_can_complete_two_episodes_in_one_flush() {
     let ids: std::collections::BTreeSet<String> = found.iter().map(|f| f.id.clone()).collect();
     let episode = |start: i64| correlation_finding_id("c-burst", ALICE, base + start);
     assert_eq!(ids, [episode(-590), episode(500)].into(), "{found:?}");
+    // each shows an event of its own window: the flush's latest (520) lies outside the
+    // first, which shows the flush's earliest (5)
+    let shown = |id: String| {
+        found
+            .iter()
+            .find(|f| f.id == id)
+            .map(|f| f.event_id.as_str())
+    };
+    assert_eq!(shown(episode(-590)), Some("e5"), "{found:?}");
+    assert_eq!(shown(episode(500)), Some("e520"), "{found:?}");
 }
 
 #[tokio::test]
@@ -809,6 +819,12 @@ async fn a_retried_flush_reports_both_episodes_it_claimed_again() {
         let found = run(&rules, &state, &all, 6).await;
         let ids: std::collections::BTreeSet<String> = found.iter().map(|f| f.id.clone()).collect();
         assert_eq!(ids, both, "attempt {attempt}: {found:?}");
+        let shown: Vec<&str> = found.iter().map(|f| f.event_id.as_str()).collect();
+        assert_eq!(shown.len(), 2);
+        assert!(
+            shown.contains(&"e20") && shown.contains(&"e920"),
+            "{found:?}"
+        );
     }
 }
 
