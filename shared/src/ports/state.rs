@@ -261,40 +261,23 @@ mod claim_tests {
     #[test]
     fn an_overlapping_episode_holds_and_a_disjoint_one_is_new() {
         let held = [ep(100, 200), ep(400, 500)];
-        // overlapping either one, touching an end, or spanning the gap: the earliest holds
-        assert_eq!(
-            decide_claim(&held, ep(150, 250)),
-            ClaimOutcome::Held(ep(100, 200))
-        );
-        assert_eq!(
-            decide_claim(&held, ep(0, 100)),
-            ClaimOutcome::Held(ep(100, 200))
-        );
-        assert_eq!(
-            decide_claim(&held, ep(500, 600)),
-            ClaimOutcome::Held(ep(400, 500))
-        );
-        assert_eq!(
-            decide_claim(&held, ep(190, 410)),
-            ClaimOutcome::Held(ep(100, 200))
-        );
-        // before, between and after: new, kept in start order
-        assert_eq!(
-            decide_claim(&held, ep(0, 99)),
-            ClaimOutcome::Claimed(vec![ep(0, 99), ep(100, 200), ep(400, 500)])
-        );
-        assert_eq!(
-            decide_claim(&held, ep(250, 350)),
-            ClaimOutcome::Claimed(vec![ep(100, 200), ep(250, 350), ep(400, 500)])
-        );
-        assert_eq!(
-            decide_claim(&held, ep(501, 601)),
-            ClaimOutcome::Claimed(vec![ep(100, 200), ep(400, 500), ep(501, 601)])
-        );
-        assert_eq!(
-            decide_claim(&[], ep(1, 2)),
-            ClaimOutcome::Claimed(vec![ep(1, 2)])
-        );
+        let (first, second) = (ClaimOutcome::Held(held[0]), ClaimOutcome::Held(held[1]));
+        let new = |all: &[Episode]| ClaimOutcome::Claimed(all.to_vec());
+        let cases = [
+            // overlapping either one, touching an end, or spanning the gap: the earliest holds
+            (ep(150, 250), first.clone()),
+            (ep(0, 100), first.clone()),
+            (ep(500, 600), second),
+            (ep(190, 410), first),
+            // before, between and after: new, kept in start order
+            (ep(0, 99), new(&[ep(0, 99), held[0], held[1]])),
+            (ep(250, 350), new(&[held[0], ep(250, 350), held[1]])),
+            (ep(501, 601), new(&[held[0], held[1], ep(501, 601)])),
+        ];
+        for (wanted, outcome) in cases {
+            assert_eq!(decide_claim(&held, wanted), outcome, "{wanted:?}");
+        }
+        assert_eq!(decide_claim(&[], ep(1, 2)), new(&[ep(1, 2)]));
     }
 
     #[test]
