@@ -792,9 +792,9 @@ fn state_pk(id: &str, group_hash: &str) -> String {
 }
 
 /// Claim the episode starting at `start` for `p`'s group `gh` (see [`CorrelationState::claim`]).
-/// Tallied as the DynamoDB adapter runs it: a consistent read, and a write when the episode
-/// is new (the same window claimed again counts as held; a lost race's second round is not
-/// counted).
+/// Tallied as the DynamoDB adapter runs it: a consistent read, and a write when the claim
+/// answers with the window asked for (approximate: the very same window claimed again is
+/// counted as a write though it is held, and a lost race's second round is not counted).
 async fn claim_episode<S: CorrelationState>(
     (state, tally): (&S, &Tally),
     p: &Plan,
