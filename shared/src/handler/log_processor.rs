@@ -540,13 +540,9 @@ impl<O: ObjectSource, S: FindingStore, N: Notifier, C: CorrelationState>
                 (Vec::new(), FlushStats::default())
             }
         };
-        let mut suppressed = 0u64;
-        if let Some(list) = self.allowlist {
-            let now = time::OffsetDateTime::now_utc();
-            for f in &mut correlated {
-                suppressed += u64::from(suppress::mark(list, f, None, now).is_some());
-            }
-        }
+        let suppressed = self.allowlist.map_or(0, |list| {
+            suppress::mark_all(list, correlated.iter_mut().map(|f| (f, None)))
+        });
         let stored: Vec<StoredFinding<'_>> = correlated
             .iter()
             .map(|f| StoredFinding {
@@ -655,14 +651,13 @@ impl<O: ObjectSource, S: FindingStore, N: Notifier, C: CorrelationState>
         };
         let download_failed = failed.load(Ordering::Relaxed);
         let batch = std::mem::take(&mut scanned.batch);
-        let mut suppressed = 0u64;
-        if let Some(list) = self.allowlist {
-            let now = time::OffsetDateTime::now_utc();
-            for (f, json) in &mut scanned.found {
-                let ua = suppress::user_agent_of(json);
-                suppressed += u64::from(suppress::mark(list, f, ua.as_deref(), now).is_some());
-            }
-        }
+        let suppressed = self.allowlist.map_or(0, |list| {
+            let found = scanned.found.iter_mut();
+            suppress::mark_all(
+                list,
+                found.map(|(f, json)| (f, suppress::user_agent_of(json))),
+            )
+        });
         let stored: Vec<StoredFinding<'_>> = scanned
             .found
             .iter()

@@ -47,6 +47,19 @@ pub fn mark<'l>(
     Some(entry)
 }
 
+/// [`mark`] each finding (with its record's `userAgent` when known) at one `now`; returns
+/// how many the list suppressed.
+pub fn mark_all<'f>(
+    list: &AllowList,
+    findings: impl IntoIterator<Item = (&'f mut Finding, Option<String>)>,
+) -> u64 {
+    let now = OffsetDateTime::now_utc();
+    findings
+        .into_iter()
+        .map(|(f, user_agent)| u64::from(mark(list, f, user_agent.as_deref(), now).is_some()))
+        .sum()
+}
+
 /// Whether `finding` was suppressed by the allow-list (store it, do not alert it).
 pub fn is_suppressed(finding: &Finding) -> bool {
     finding.tags.iter().any(|t| t == SUPPRESSED_TAG)
