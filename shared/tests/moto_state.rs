@@ -4,9 +4,12 @@
 #![cfg(feature = "aws")]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+#[path = "support/fault_proxy.rs"]
+mod fault_proxy;
 mod support;
 
 use aws_sdk_dynamodb::types::AttributeValue;
+use fault_proxy::{Fault, FaultProxy, Reply};
 use serde_json::json;
 use std::collections::{BTreeMap, BTreeSet};
 use support::Moto;
@@ -501,21 +504,47 @@ async fn episode_claims_remember_earlier_episodes_in_dynamodb() {
     assert_eq!(s.claim(&legacy, ep(0), 0).await.unwrap(), ep(0));
     assert_eq!(s.claim(&legacy, ep(5300), 0).await.unwrap(), ep(5000));
 
-    // claims of one group racing: each read-then-write either wins or decides again on what
-    // won, so overlapping windows all answer with one episode and disjoint ones all stay
+    // a lost race, made deterministic: claim A's write is held back by the proxy until
+    // claim B of an overlapping window has read and written, so A's conditional write meets
+    // a version it did not read, fails, and A decides again on what B wrote. (Concurrent
+    // claims sent straight to moto cannot test this: moto's threaded server checks a
+    // condition and writes without a lock, so two writes can both pass.)
+    let upstream = moto.endpoint().trim_start_matches("http://").to_owned();
+    let proxy = FaultProxy::start(&upstream);
+    let sdk = moto
+        .sdk_config()
+        .await
+        .to_builder()
+        .endpoint_url(proxy.endpoint())
+        .build();
+    let via_proxy = DynamoDbCorrelationState::new(aws_sdk_dynamodb::Client::new(&sdk), TABLE);
     let race = key("STATE#c#race");
-    let wanted: Vec<Episode> = (0..6)
-        .map(|i| ep(10_000 + 100 * i))
-        .chain((0..4).map(|i| ep(50_000 + 1000 * i)))
-        .collect();
-    let got = futures::future::join_all(wanted.iter().map(|&w| {
-        let (s, race) = (&s, &race);
-        async move { s.claim(race, w, 4_000_000_000).await.unwrap() }
-    }))
-    .await;
-    let burst: BTreeSet<i64> = got.iter().take(6).map(|e| e.start).collect();
-    assert_eq!(burst.len(), 1, "{got:?}");
-    for (w, g) in wanted.iter().zip(&got).skip(6) {
-        assert_eq!(w, g, "disjoint episodes are their own");
-    }
+    let (a, b) = (ep(10_000), ep(10_100));
+    proxy.add(Fault {
+        op: "UpdateItem",
+        path_contains: None,
+        body_contains: Some(format!("\"{}\"", a.start)),
+        reply: Reply::Delay(std::time::Duration::from_millis(1500)),
+        times: Some(1),
+    });
+    let claim_a = via_proxy.claim(&race, a, 4_000_000_000);
+    let claim_b = async {
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        via_proxy.claim(&race, b, 4_000_000_000).await
+    };
+    let (got_a, got_b) = tokio::join!(claim_a, claim_b);
+    assert_eq!((got_a.unwrap(), got_b.unwrap()), (b, b));
+    // A read, wrote (refused) and read again; B read and wrote
+    assert_eq!(
+        proxy.seen_op("GetItem").len(),
+        3,
+        "claim A reads again after losing"
+    );
+    assert_eq!(proxy.seen_op("UpdateItem").len(), 2);
+    // and a disjoint window after that is its own episode, remembered beside B
+    assert_eq!(
+        via_proxy.claim(&race, ep(50_000), 0).await.unwrap(),
+        ep(50_000)
+    );
+    assert_eq!(s.claim(&race, ep(10_050), 0).await.unwrap(), b);
 }
