@@ -975,14 +975,10 @@ impl Pending {
     /// observation, or the earliest when only that one lies in the episode's window (times
     /// as the plan counts them: rounded down to `step` seconds).
     fn shown_in(&self, episode: Episode, step: i64) -> Option<&Arc<Context>> {
-        let inside = |s: &'_ Option<Shown>| -> bool {
-            s.as_ref()
-                .is_some_and(|(t, _)| (episode.start..=episode.end).contains(&round_down(*t, step)))
-        };
         [&self.latest, &self.first]
             .into_iter()
-            .find(|s| inside(s))
-            .and_then(Option::as_ref)
+            .flatten()
+            .find(|(t, _)| (episode.start..=episode.end).contains(&round_down(*t, step)))
             .or(self.latest.as_ref())
             .map(|(_, c)| c)
     }

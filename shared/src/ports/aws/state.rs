@@ -57,11 +57,15 @@ fn state_of(item: &Item) -> StateItem {
     out
 }
 
+/// The number attribute `k` of `item` as an `i64`.
+fn number(item: &Item, k: &str) -> Option<i64> {
+    item.get(k)?.as_n().ok()?.parse().ok()
+}
+
 fn episode_of(item: &Item) -> Option<Episode> {
-    let n = |k: &str| item.get(k)?.as_n().ok()?.parse::<i64>().ok();
     Some(Episode {
-        start: n("ep_start")?,
-        end: n("ep_end")?,
+        start: number(item, "ep_start")?,
+        end: number(item, "ep_end")?,
     })
 }
 
@@ -268,10 +272,7 @@ impl CorrelationState for DynamoDbCorrelationState {
                 ClaimOutcome::Claimed(all) => all,
             };
             let latest = all.last().copied().unwrap_or(wanted);
-            let number = |k: &str| {
-                let v = item.as_ref()?.get(k)?.as_n().ok()?;
-                v.parse::<i64>().ok()
-            };
+            let stored = |k: &str| item.as_ref().and_then(|i| number(i, k));
             // the write holds only if nothing changed since the read: the version, or on an
             // item without one (absent, or claimed before versions) what the read saw
             let mut req = self
@@ -290,9 +291,9 @@ impl CorrelationState for DynamoDbCorrelationState {
                 .expression_attribute_values(":e", n(latest.end))
                 .expression_attribute_values(
                     ":x",
-                    n(expires_at.max(number("expires_at").unwrap_or(i64::MIN))),
+                    n(expires_at.max(stored("expires_at").unwrap_or(i64::MIN))),
                 );
-            req = match (number("ep_n"), item.as_ref().and_then(episode_of)) {
+            req = match (stored("ep_n"), item.as_ref().and_then(episode_of)) {
                 (Some(version), _) => req
                     .condition_expression("ep_n = :v")
                     .expression_attribute_values(":v", n(version))
