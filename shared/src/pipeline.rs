@@ -5,40 +5,28 @@
 //! Synchronous and CPU-bound: async callers run it in `spawn_blocking`.
 
 use crate::detect::{FailedAttempts, Rule, RuleSet};
-use crate::findings::{finding_id, Finding};
+use crate::findings::Finding;
 use crate::ingest::{Item, RecordReader, StreamError};
 use crate::model::Record;
 use std::io::BufRead;
 
 /// Build the finding for `rule` matching `record`.
 pub fn finding_from(rule: &Rule, record: &Record, source: &str) -> Finding {
-    let event_id = record.event_id_or_digest();
-    let error_code = record.error_code().map(str::to_owned);
-    let severity = if error_code.is_some() && rule.failed_attempts == FailedAttempts::Lower {
+    let failed = record.error_code().is_some();
+    let severity = if failed && rule.failed_attempts == FailedAttempts::Lower {
         // a failed attempt of a high-impact action still alerts, one level lower
         rule.level.lowered()
     } else {
         rule.level
     };
-    use crate::detect::Event;
-    Finding {
-        episode_start: None,
-        id: finding_id(&rule.id, &event_id),
-        rule_id: rule.id.clone(),
-        title: rule.title.clone(),
+    Finding::about(
+        record,
+        source,
+        rule.id.clone(),
+        rule.title.clone(),
         severity,
-        tags: rule.tags.clone(),
-        event_id,
-        event_name: record.event_name().unwrap_or_default().to_owned(),
-        event_time: record.event_time_str().unwrap_or_default().to_owned(),
-        event_source: record.event_source().unwrap_or_default().to_owned(),
-        account_id: record.account_id().unwrap_or_default().to_owned(),
-        region: record.region().unwrap_or_default().to_owned(),
-        source: source.to_owned(),
-        principal: record.principal(),
-        source_ip: record.source_ip().map(str::to_owned),
-        error_code,
-    }
+        rule.tags.clone(),
+    )
 }
 
 /// Evaluates records against a rule set, reusing its scratch space between records.

@@ -8,6 +8,7 @@
 pub mod alert;
 pub mod item;
 
+use crate::model::Record;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::fmt;
@@ -146,6 +147,39 @@ pub struct Finding {
 }
 
 impl Finding {
+    /// Finding `rule_id` (`title`, `severity`, `tags`) about `record`, read from `source`:
+    /// its id and every event field come from the record (a record without an `eventID`
+    /// gets the digest id of [`Record::event_id_or_digest`], as on every path).
+    pub fn about(
+        record: &Record,
+        source: &str,
+        rule_id: String,
+        title: String,
+        severity: Severity,
+        tags: Vec<String>,
+    ) -> Finding {
+        use crate::detect::Event;
+        let event_id = record.event_id_or_digest();
+        Finding {
+            episode_start: None,
+            id: finding_id(&rule_id, &event_id),
+            rule_id,
+            title,
+            severity,
+            tags,
+            event_id,
+            event_name: record.event_name().unwrap_or_default().to_owned(),
+            event_time: record.event_time_str().unwrap_or_default().to_owned(),
+            event_source: record.event_source().unwrap_or_default().to_owned(),
+            account_id: record.account_id().unwrap_or_default().to_owned(),
+            region: record.region().unwrap_or_default().to_owned(),
+            source: source.to_owned(),
+            principal: record.principal(),
+            source_ip: record.source_ip().map(str::to_owned),
+            error_code: record.error_code().map(str::to_owned),
+        }
+    }
+
     /// Whether the underlying call failed (a failed attempt).
     pub fn is_failed_attempt(&self) -> bool {
         self.error_code.as_deref().is_some_and(|c| !c.is_empty())

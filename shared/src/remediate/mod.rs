@@ -22,7 +22,7 @@ pub mod apply;
 pub use apply::{remediate, Applied, RemediateError};
 
 use crate::config::{Config, Remediation};
-use crate::findings::{finding_id, Finding, Severity};
+use crate::findings::{Finding, Severity};
 use crate::model::Record;
 use serde_json::Value;
 
@@ -353,7 +353,6 @@ pub fn remediation_finding(
     record: &Record,
     source: &str,
 ) -> Finding {
-    use crate::detect::Event;
     let (rule_id, title) = match outcome {
         Outcome::Done => (
             action.rule_id(),
@@ -374,24 +373,17 @@ pub fn remediation_finding(
             )
         }
     };
-    let event_id = record.event_id_or_digest();
+    // the finding records the action, not the call: no failed attempt of its own
     Finding {
-        episode_start: None,
-        id: finding_id(&rule_id, &event_id),
-        rule_id,
-        title,
-        severity: Severity::High,
-        tags: vec!["remediation".into()],
-        event_id,
-        event_name: record.event_name().unwrap_or_default().to_owned(),
-        event_time: record.event_time_str().unwrap_or_default().to_owned(),
-        event_source: record.event_source().unwrap_or_default().to_owned(),
-        account_id: record.account_id().unwrap_or_default().to_owned(),
-        region: record.region().unwrap_or_default().to_owned(),
-        source: source.to_owned(),
-        principal: record.principal(),
-        source_ip: record.source_ip().map(str::to_owned),
         error_code: None,
+        ..Finding::about(
+            record,
+            source,
+            rule_id,
+            title,
+            Severity::High,
+            vec!["remediation".into()],
+        )
     }
 }
 
