@@ -143,16 +143,10 @@ impl Env {
         moto.create_bucket(BUCKET).await;
         let topic = moto.create_topic("alerts").await;
         let alerts_queue = moto.subscribe_queue(&topic, "alerts-q").await;
-        let upstream = moto.endpoint().trim_start_matches("http://").to_owned();
-        let proxy = FaultProxy::start(&upstream);
+        let proxy = FaultProxy::start(&moto.authority());
         // the handler's clients go through the proxy; the test's own (set-up, read-back)
         // talk to moto directly
-        let sdk = moto
-            .sdk_config()
-            .await
-            .to_builder()
-            .endpoint_url(proxy.endpoint())
-            .build();
+        let sdk = moto.sdk_config_via(&proxy.endpoint()).await;
         let mut cfg = Config::new(TABLE, topic);
         cfg.retention_days = 30;
         // every finding alerts, so "one alert per finding" is checkable by id

@@ -509,14 +509,8 @@ async fn episode_claims_remember_earlier_episodes_in_dynamodb() {
     // a version it did not read, fails, and A decides again on what B wrote. (Concurrent
     // claims sent straight to moto cannot test this: moto's threaded server checks a
     // condition and writes without a lock, so two writes can both pass.)
-    let upstream = moto.endpoint().trim_start_matches("http://").to_owned();
-    let proxy = FaultProxy::start(&upstream);
-    let sdk = moto
-        .sdk_config()
-        .await
-        .to_builder()
-        .endpoint_url(proxy.endpoint())
-        .build();
+    let proxy = FaultProxy::start(&moto.authority());
+    let sdk = moto.sdk_config_via(&proxy.endpoint()).await;
     let via_proxy = DynamoDbCorrelationState::new(aws_sdk_dynamodb::Client::new(&sdk), TABLE);
     let race = key("STATE#c#race");
     let (a, b) = (ep(10_000), ep(10_100));

@@ -161,6 +161,22 @@ impl Moto {
         format!("http://127.0.0.1:{}", self.port)
     }
 
+    /// `127.0.0.1:<port>`: what a proxy in front of this server forwards to
+    /// (`support/fault_proxy.rs`).
+    pub fn authority(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// [`Moto::sdk_config`] sending every request to `endpoint` instead (a proxy in front
+    /// of this server).
+    pub async fn sdk_config_via(&self, endpoint: &str) -> SdkConfig {
+        self.sdk_config()
+            .await
+            .to_builder()
+            .endpoint_url(endpoint)
+            .build()
+    }
+
     /// An `SdkConfig` pointing at this server: region us-east-1, static test credentials.
     /// S3 clients built from it must use path-style addressing (the adapters do that when
     /// the config carries an endpoint; [`Moto::s3`] does too).
