@@ -117,6 +117,9 @@ struct Plan {
     keep: usize,
     /// Ratio plans: (family, member index) (see [`Family`]).
     family: Option<(usize, usize)>,
+    /// The sets of a bucket holding the observations [`evaluate`] reads (none for ratios,
+    /// whose family's flush reads set sizes).
+    observed: Vec<String>,
 }
 
 /// Ratio correlations that count the same calls: the same denominator building blocks,
@@ -139,6 +142,20 @@ struct Family {
 }
 
 impl Plan {
+    /// Whether buckets whose [`Plan::observed`] sets hold `sizes` members (one slice per
+    /// bucket, a size per set) could hold a window in which the condition holds: a count
+    /// or distinct-value window needs at least the threshold in observations, a temporal
+    /// one every step at least once.
+    fn could_hold(&self, sizes: &[&[usize]]) -> bool {
+        let total =
+            |set: usize| -> usize { sizes.iter().map(|s| s.get(set).copied().unwrap_or(0)).sum() };
+        match self.shape {
+            Shape::Count | Shape::Values => total(0) as u64 >= self.threshold,
+            Shape::Temporal { .. } => (0..self.observed.len()).all(|s| total(s) > 0),
+            Shape::Ratio { .. } => true,
+        }
+    }
+
     /// The step its members' times are rounded down to (see [`Correlator::observe`]).
     fn time_step(&self) -> i64 {
         match self.shape {
@@ -616,21 +633,12 @@ impl Correlator {
             sk: b.to_string(),
         };
         let mut update = bucket_update(pk.clone(), bucket, (&p.rule.id, group), p, now);
-        let mut item = StateItem::default();
-        for chunk in members.chunks(MEMBERS_PER_UPDATE) {
-            update.add = members_by_set(chunk, &[]);
-            tally.write();
-            item = state.add(&update).await?;
-            if item.full {
-                tracing::debug!(correlation = %p.rule.id, bucket, "correlation bucket full");
-                break;
-            }
-        }
-        tally.read();
-        let (below, above) = state
-            .get_pair(&key(bucket - p.span), &key(bucket + p.span))
-            .await?;
-        let items: Vec<StateItem> = [Some(item), below, above].into_iter().flatten().collect();
+        let neighbours = (key(bucket - p.span), key(bucket + p.span));
+        let Some(items) =
+            write_and_read((state, tally), p, &mut update, &members, neighbours).await?
+        else {
+            return Ok(Vec::new());
+        };
         // episode by episode through what the three buckets hold: the earliest window that
         // qualifies, then the earliest one starting after the episode that window belongs to
         // ended (a claim answers with the episode already claimed when they overlap), so a
@@ -716,6 +724,58 @@ impl Correlator {
         }
         Ok(found)
     }
+}
+
+/// Send `members` to the bucket `update` names, in chunks (stopping at the first refused
+/// one), and read what a window through the bucket can see: the bucket as left by the last
+/// update and its two `neighbours`. `None` when together they hold fewer observations than
+/// `p`'s condition needs, so that no window can qualify. An adapter whose calls cost nothing
+/// ([`CorrelationState::IMMEDIATE`]) is asked for set sizes first and builds the three
+/// items only for a group that could fire (most groups of a scan hold a few observations);
+/// the others write and read the items once, as the tally counts.
+async fn write_and_read<S: CorrelationState>(
+    (state, tally): (&S, &Tally),
+    p: &Plan,
+    update: &mut StateUpdate,
+    members: &[(Set, Member)],
+    (below, above): (StateKey, StateKey),
+) -> Result<Option<Vec<StateItem>>, PortError> {
+    let names: Vec<&str> = p.observed.iter().map(String::as_str).collect();
+    let mut item = StateItem::default();
+    let mut sizes = SetSizes::default();
+    for chunk in members.chunks(MEMBERS_PER_UPDATE) {
+        update.add = members_by_set(chunk, &[]);
+        tally.write();
+        let full = if S::IMMEDIATE {
+            sizes = state.add_counting(update, &names).await?;
+            sizes.full
+        } else {
+            item = state.add(update).await?;
+            item.full
+        };
+        if full {
+            tracing::debug!(correlation = %p.rule.id, bucket = %update.key.sk, "correlation bucket full");
+            break;
+        }
+    }
+    tally.read();
+    if S::IMMEDIATE {
+        let [b, a] = state.count_pair(&below, &above, &names).await?;
+        if !p.could_hold(&[&sizes.sizes, &b, &a]) {
+            return Ok(None);
+        }
+        let (b, a) = state.get_pair(&below, &above).await?;
+        let item = state.get(&update.key).await?.unwrap_or_default();
+        return Ok(Some([Some(item), b, a].into_iter().flatten().collect()));
+    }
+    let (b, a) = state.get_pair(&below, &above).await?;
+    let items: Vec<StateItem> = [Some(item), b, a].into_iter().flatten().collect();
+    let sizes: Vec<Vec<usize>> = items
+        .iter()
+        .map(|i| names.iter().map(|n| i.len_of(n)).collect())
+        .collect();
+    let sizes: Vec<&[usize]> = sizes.iter().map(Vec::as_slice).collect();
+    Ok(p.could_hold(&sizes).then_some(items))
 }
 
 /// The state calls of one flush.
@@ -1291,12 +1351,13 @@ fn evaluate(p: &Plan, items: &[StateItem], after: i64) -> Option<(i64, String)> 
             ))
         }
         Shape::Temporal { ordered } => {
-            let mut steps: Vec<Vec<i64>> = (0..p.rule.rules.len())
-                .map(|s| {
-                    let name = format!("s{s}");
+            let mut steps: Vec<Vec<i64>> = p
+                .observed
+                .iter()
+                .map(|name| {
                     items
                         .iter()
-                        .flat_map(|i| i.set(&name))
+                        .flat_map(|i| i.set(name))
                         .filter_map(|m| m.parse::<i64>().ok())
                         .filter(|&t| t > after)
                         .collect()
@@ -1417,6 +1478,12 @@ fn plan(corr: &CorrelationRule, rules: &RuleSet) -> Result<Plan, String> {
         Shape::Count | Shape::Values => 1,
     };
     let keep = sets.saturating_mul(cap).saturating_add(MEMBERS_PER_UPDATE);
+    let observed = match shape {
+        Shape::Count => vec!["e".to_owned()],
+        Shape::Values => vec!["v".to_owned()],
+        Shape::Temporal { .. } => (0..steps).map(|s| format!("s{s}")).collect(),
+        Shape::Ratio { .. } => Vec::new(),
+    };
     Ok(Plan {
         rule: corr.clone(),
         shape,
@@ -1428,6 +1495,7 @@ fn plan(corr: &CorrelationRule, rules: &RuleSet) -> Result<Plan, String> {
         cap,
         keep,
         family: None,
+        observed,
     })
 }
 

@@ -597,6 +597,48 @@ async fn flushing_one_group_at_a_time_or_several_in_flight_finds_the_same() {
 }
 
 #[tokio::test]
+async fn a_window_over_two_buckets_fires_from_the_neighbour_at_the_threshold_only() {
+    // `c-burst` needs 3 events in 600 s; buckets start at multiples of 600 s. One event per
+    // flush, so the last flush's bucket alone never holds enough: the sizes read first (the
+    // in-memory state) and the items read at once (a waiting state) must agree on when the
+    // neighbours can complete a window.
+    let rules = set(&[]);
+    let c = Correlator::new(&rules);
+    let times = |ts: &[i64]| -> Vec<Record> {
+        ts.iter()
+            .enumerate()
+            .map(|(i, &t)| record(&format!("e{i}"), t, ALICE, "X"))
+            .collect()
+    };
+    let cases: [(&[i64], bool); 4] = [
+        // two in the bucket below, the third in the next one, within 600 s
+        (&[590, 595, 605], true),
+        // the third in the bucket below an earlier pair (arrives last)
+        (&[605, 610, 590], true),
+        // only two in any 600 s, though three are in two neighbouring buckets
+        (&[0, 595, 1100], false),
+        // two events, one bucket each
+        (&[590, 605], false),
+    ];
+    for (ts, fires) in cases {
+        let serial = MemCorrelationState::default();
+        let waiting = InFlight(MemCorrelationState::default());
+        let a = run_with(&c, &rules, &serial, &times(ts), 1).await;
+        let mut b = Vec::new();
+        for r in times(ts) {
+            let mut batch = Batch::default();
+            let mut matched = Vec::new();
+            rules.matches(&r, &mut matched);
+            c.observe(&mut batch, &r, &matched, "test");
+            b.extend(c.flush(&waiting, batch).await.unwrap());
+        }
+        let ids = |f: &[Finding]| f.iter().map(|f| f.id.clone()).collect::<Vec<_>>();
+        assert_eq!(!a.is_empty(), fires, "{ts:?}: {a:?}");
+        assert_eq!(ids(&a), ids(&b), "{ts:?}");
+    }
+}
+
+#[tokio::test]
 async fn merged_batches_write_and_find_what_one_batch_would_in_fewer_updates() {
     let rules = two_ratios();
     let c = Correlator::new(&rules);

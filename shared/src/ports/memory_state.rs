@@ -457,6 +457,31 @@ impl CorrelationState for MemCorrelationState {
         Ok(g.items.get(&MemKey::of(key)).map(|i| g.view(i)))
     }
 
+    async fn count_pair(
+        &self,
+        below: &StateKey,
+        above: &StateKey,
+        names: &[&str],
+    ) -> Result<[Vec<usize>; 2], PortError> {
+        let mut g = self.0.lock().map_err(|_| poisoned("Query"))?;
+        Self::take_failure(&mut g)?;
+        // a name never interned is a set no item holds
+        let ids: Vec<Option<u32>> = names
+            .iter()
+            .map(|n| g.string_ids.get(*n).copied())
+            .collect();
+        let sizes = |key: &StateKey| -> Vec<usize> {
+            let item = g.items.get(&MemKey::of(key));
+            ids.iter()
+                .map(|id| match (id, item) {
+                    (Some(id), Some(item)) => item.len_of(*id),
+                    _ => 0,
+                })
+                .collect()
+        };
+        Ok([sizes(below), sizes(above)])
+    }
+
     async fn claim(
         &self,
         key: &StateKey,
@@ -547,6 +572,41 @@ mod tests {
             }
         );
         assert_eq!(fast.updates(), 4);
+    }
+
+    #[tokio::test]
+    async fn counted_pairs_answer_like_read_pairs() {
+        let fast = MemCorrelationState::default();
+        let plain = Plain(MemCorrelationState::default());
+        let key = |sk: &str| StateKey {
+            pk: "STATE#c#g".into(),
+            sk: sk.into(),
+        };
+        for state in [&fast, &plain.0] {
+            state.add(&update(&["1", "2"], 10)).await.unwrap();
+            let mut other = update(&["3"], 10);
+            other.key = key("600");
+            other.add.insert("f".to_owned(), vec![Member::Hash(7)]);
+            state.add(&other).await.unwrap();
+        }
+        // both items, one item and a missing one, neither; a name no item holds
+        let names = ["e", "f", "never"];
+        for (below, above) in [("0", "600"), ("600", "1200"), ("-600", "1200")] {
+            let a = fast
+                .count_pair(&key(below), &key(above), &names)
+                .await
+                .unwrap();
+            let b = plain
+                .count_pair(&key(below), &key(above), &names)
+                .await
+                .unwrap();
+            assert_eq!(a, b, "{below} {above}");
+        }
+        let both = fast
+            .count_pair(&key("0"), &key("600"), &names)
+            .await
+            .unwrap();
+        assert_eq!(both, [vec![2, 0, 0], vec![1, 1, 0]]);
     }
 
     #[tokio::test]

@@ -235,6 +235,32 @@ pub trait CorrelationState: Send + Sync {
         async move { Ok((self.get(below).await?, self.get(above).await?)) }
     }
 
+    /// How many members the sets `names` of the items `below` and `above` hold (one size per
+    /// name, in order; an item that does not exist holds none): what
+    /// [`CorrelationState::get_pair`] would show of them. An [`CorrelationState::IMMEDIATE`]
+    /// adapter answers without building the items, so a caller can read the items only for
+    /// the groups whose observations could satisfy a condition.
+    ///
+    /// # Errors
+    /// As [`CorrelationState::get`].
+    fn count_pair(
+        &self,
+        below: &StateKey,
+        above: &StateKey,
+        names: &[&str],
+    ) -> impl Future<Output = Result<[Vec<usize>; 2], PortError>> + Send {
+        async move {
+            let (b, a) = self.get_pair(below, above).await?;
+            let sizes = |item: Option<StateItem>| {
+                names
+                    .iter()
+                    .map(|n| item.as_ref().map_or(0, |i| i.len_of(n)))
+                    .collect()
+            };
+            Ok([sizes(b), sizes(a)])
+        }
+    }
+
     /// Claim `wanted` for the group stored at `key`, atomically, as [`decide_claim`] says
     /// given the episodes claimed before: returns `wanted` when it is new, else the episode
     /// that holds (the caller reports that one again, so a retried invocation re-creates
