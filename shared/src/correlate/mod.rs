@@ -770,10 +770,7 @@ async fn write_and_read<S: CorrelationState>(
     }
     let (b, a) = state.get_pair(&below, &above).await?;
     let items: Vec<StateItem> = [Some(item), b, a].into_iter().flatten().collect();
-    let sizes: Vec<Vec<usize>> = items
-        .iter()
-        .map(|i| names.iter().map(|n| i.len_of(n)).collect())
-        .collect();
+    let sizes: Vec<Vec<usize>> = items.iter().map(|i| i.sizes(&names)).collect();
     let sizes: Vec<&[usize]> = sizes.iter().map(Vec::as_slice).collect();
     Ok(p.could_hold(&sizes).then_some(items))
 }
@@ -1478,12 +1475,15 @@ fn plan(corr: &CorrelationRule, rules: &RuleSet) -> Result<Plan, String> {
         Shape::Count | Shape::Values => 1,
     };
     let keep = sets.saturating_mul(cap).saturating_add(MEMBERS_PER_UPDATE);
-    let observed = match shape {
-        Shape::Count => vec!["e".to_owned()],
-        Shape::Values => vec!["v".to_owned()],
-        Shape::Temporal { .. } => (0..steps).map(|s| format!("s{s}")).collect(),
+    let observed: Vec<Set> = match shape {
+        Shape::Count => vec![Set::E],
+        Shape::Values => vec![Set::V],
+        Shape::Temporal { .. } => (0..steps)
+            .map(|s| Set::Step(u16::try_from(s).unwrap_or(u16::MAX)))
+            .collect(),
         Shape::Ratio { .. } => Vec::new(),
     };
+    let observed = observed.iter().map(|s| s.name(&[]).into_owned()).collect();
     Ok(Plan {
         rule: corr.clone(),
         shape,

@@ -134,6 +134,19 @@ impl Inner {
         id
     }
 
+    /// How many members each of the sets `names` of the item at `key` holds, in order (an
+    /// item that does not exist, or a name never interned, holds none).
+    fn sizes(&self, key: &MemKey, names: &[&str]) -> Vec<usize> {
+        let item = self.items.get(key);
+        names
+            .iter()
+            .map(|n| match (self.string_ids.get(*n), item) {
+                (Some(&id), Some(item)) => item.len_of(id),
+                _ => 0,
+            })
+            .collect()
+    }
+
     fn string(&self, id: u32) -> &str {
         self.strings.get(id as usize).map_or("", |s| &**s)
     }
@@ -435,20 +448,10 @@ impl CorrelationState for MemCorrelationState {
         let mut g = self.0.lock().map_err(|_| poisoned("UpdateItem"))?;
         Self::take_failure(&mut g)?;
         let (key, full) = g.apply(u);
-        // a name never interned is a set no item holds
-        let ids: Vec<Option<u32>> = names
-            .iter()
-            .map(|n| g.string_ids.get(*n).copied())
-            .collect();
-        let item = g.items.get(&key);
-        let sizes = ids
-            .iter()
-            .map(|id| match (id, item) {
-                (Some(id), Some(item)) => item.len_of(*id),
-                _ => 0,
-            })
-            .collect();
-        Ok(SetSizes { sizes, full })
+        Ok(SetSizes {
+            sizes: g.sizes(&key, names),
+            full,
+        })
     }
 
     async fn get(&self, key: &StateKey) -> Result<Option<StateItem>, PortError> {
@@ -465,21 +468,10 @@ impl CorrelationState for MemCorrelationState {
     ) -> Result<[Vec<usize>; 2], PortError> {
         let mut g = self.0.lock().map_err(|_| poisoned("Query"))?;
         Self::take_failure(&mut g)?;
-        // a name never interned is a set no item holds
-        let ids: Vec<Option<u32>> = names
-            .iter()
-            .map(|n| g.string_ids.get(*n).copied())
-            .collect();
-        let sizes = |key: &StateKey| -> Vec<usize> {
-            let item = g.items.get(&MemKey::of(key));
-            ids.iter()
-                .map(|id| match (id, item) {
-                    (Some(id), Some(item)) => item.len_of(*id),
-                    _ => 0,
-                })
-                .collect()
-        };
-        Ok([sizes(below), sizes(above)])
+        Ok([
+            g.sizes(&MemKey::of(below), names),
+            g.sizes(&MemKey::of(above), names),
+        ])
     }
 
     async fn claim(

@@ -115,6 +115,11 @@ impl StateItem {
     pub fn len_of(&self, name: &str) -> usize {
         self.sets.get(name).map_or(0, BTreeSet::len)
     }
+
+    /// How many members each of the sets `names` holds, in order.
+    pub fn sizes(&self, names: &[&str]) -> Vec<usize> {
+        names.iter().map(|n| self.len_of(n)).collect()
+    }
 }
 
 /// How many members some sets of an item hold after an update ([`CorrelationState::add_counting`]).
@@ -204,7 +209,7 @@ pub trait CorrelationState: Send + Sync {
         async move {
             let item = self.add(update).await?;
             Ok(SetSizes {
-                sizes: names.iter().map(|n| item.len_of(n)).collect(),
+                sizes: item.sizes(names),
                 full: item.full,
             })
         }
@@ -251,12 +256,7 @@ pub trait CorrelationState: Send + Sync {
     ) -> impl Future<Output = Result<[Vec<usize>; 2], PortError>> + Send {
         async move {
             let (b, a) = self.get_pair(below, above).await?;
-            let sizes = |item: Option<StateItem>| {
-                names
-                    .iter()
-                    .map(|n| item.as_ref().map_or(0, |i| i.len_of(n)))
-                    .collect()
-            };
+            let sizes = |item: Option<StateItem>| item.unwrap_or_default().sizes(names);
             Ok([sizes(b), sizes(a)])
         }
     }
