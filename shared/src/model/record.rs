@@ -59,43 +59,67 @@ pub fn max_depth(text: &[u8]) -> usize {
     max
 }
 
-/// A field of an object: its key and its value's node.
+/// A field of an object: where its key and value sit in the record's text. 40 bytes: a
+/// record's index of ~24 fields is written for every record and read by every rule, and the
+/// caches only some fields ever fill live behind [`TopField::lazy`] (as one `Node` with its
+/// caches inline, an entry took 128 bytes and building the index ~5 % of a scan).
 struct TopField {
-    key: Key,
+    /// The key's range in the text; unused when [`TopField::owned_key`].
+    key: Range<u32>,
+    /// The value's range in the text.
+    value: Range<u32>,
     /// [`key_tag`] of the key: a lookup compares the key's bytes only when tags agree.
     tag: u8,
-    node: Node,
+    /// The value is a string without escapes (known from indexing): its text between the
+    /// quotes is the value, no need to look for a `\` on every read. `false` when unknown.
+    plain: bool,
+    /// The key holds escapes: its unescaped text is [`Lazy::key`] (set when indexed).
+    owned_key: bool,
+    /// What reading the value materialises: filled on demand.
+    lazy: OnceLock<Box<Lazy>>,
 }
 
 /// A value inside the record's text, materialised only on demand: `parsed` holds its
 /// `serde_json::Value` once a rule needs the value itself, `children` the index of its
 /// fields once a rule walks into it (`userIdentity.type` indexes `userIdentity` and parses
 /// only `type`, never the rest of the object).
-struct Node {
-    value: Range<usize>,
-    /// The value is a string without escapes (known from indexing): its text between the
-    /// quotes is the value, no need to look for a `\` on every read. `false` when unknown.
-    plain: bool,
+#[derive(Default)]
+struct Lazy {
+    /// The unescaped text of a key with escapes (serde_json's reading only).
+    key: Option<Box<str>>,
     parsed: OnceLock<Value>,
     children: OnceLock<Vec<TopField>>,
 }
 
-impl Node {
-    fn new(value: Range<usize>) -> Self {
-        Node {
-            value,
-            plain: false,
-            parsed: OnceLock::new(),
-            children: OnceLock::new(),
-        }
+impl TopField {
+    /// A field at `key` and `value` (byte ranges of the text; `None` past 4 GiB, which
+    /// [`Record::from_json_checked`] rejects before indexing).
+    fn at(key: Range<usize>, value: Range<usize>, tag: u8, plain: bool) -> Option<TopField> {
+        let r = |r: Range<usize>| -> Option<Range<u32>> {
+            Some(u32::try_from(r.start).ok()?..u32::try_from(r.end).ok()?)
+        };
+        Some(TopField {
+            key: r(key)?,
+            value: r(value)?,
+            tag,
+            plain,
+            owned_key: false,
+            lazy: OnceLock::new(),
+        })
     }
-}
 
-/// A top-level key: where it sits in the text (no allocation: the common case), or its
-/// unescaped text when it holds escapes.
-enum Key {
-    At(Range<usize>),
-    Owned(Box<str>),
+    fn value_range(&self) -> Range<usize> {
+        self.value.start as usize..self.value.end as usize
+    }
+
+    fn key_range(&self) -> Range<usize> {
+        self.key.start as usize..self.key.end as usize
+    }
+
+    /// The caches, created on first use.
+    fn lazy(&self) -> &Lazy {
+        self.lazy.get_or_init(Box::default)
+    }
 }
 
 /// A 7-bit hash of a key's text. Kept with each indexed field, so that a lookup skips the
@@ -187,12 +211,12 @@ impl<'de> Visitor<'de> for TopLevel<'_> {
             let v: &'de RawValue = map.next_value()?;
             let text = v.get();
             let start = (text.as_ptr() as usize).wrapping_sub(base);
-            let (key, key_text): (Key, &str) = match &k {
+            let (key_at, key_text): (Range<usize>, &str) = match &k {
                 KeyText::Borrowed(s) => {
                     let at = (s.as_ptr() as usize).wrapping_sub(base);
-                    (Key::At(at..at + s.len()), s)
+                    (at..at + s.len(), s)
                 }
-                KeyText::Owned(s) => (Key::Owned(s.as_str().into()), s.as_str()),
+                KeyText::Owned(s) => (0..0, s.as_str()),
             };
             let tag = key_tag(key_text.as_bytes());
             let bit = 1u128 << tag;
@@ -203,11 +227,16 @@ impl<'de> Visitor<'de> for TopLevel<'_> {
                 }
             }
             seen |= bit;
-            self.out.push(TopField {
-                key,
-                tag,
-                node: Node::new(start..start + text.len()),
-            });
+            let mut field = TopField::at(key_at, start..start + text.len(), tag, false)
+                .ok_or_else(|| de::Error::custom("a record larger than 4 GiB"))?;
+            if let KeyText::Owned(s) = k {
+                field.owned_key = true;
+                field.lazy = OnceLock::from(Box::new(Lazy {
+                    key: Some(s.into()),
+                    ..Lazy::default()
+                }));
+            }
+            self.out.push(field);
         }
         Ok(())
     }
@@ -263,8 +292,15 @@ pub(crate) fn index_object(b: &[u8], spare: &mut Spare) -> Option<(FieldIndex, u
 pub(crate) struct Spare {
     text: String,
     fields: Vec<TopField>,
-    /// The eagerly indexed `userIdentity`'s index.
-    nested: Vec<TopField>,
+    nested: SpareNested,
+}
+
+/// What the eagerly indexed `userIdentity` takes: its index and the box of its caches
+/// (emptied), so that indexing it allocates nothing.
+#[derive(Default)]
+pub(crate) struct SpareNested {
+    fields: Vec<TopField>,
+    lazy: Option<Box<Lazy>>,
 }
 
 /// A spare buffer kept only up to this capacity: one huge record does not pin its buffer.
@@ -307,7 +343,7 @@ fn index_in(
     start: usize,
     mut out: Vec<TopField>,
     depth: usize,
-    mut nested: Option<&mut Vec<TopField>>,
+    mut nested: Option<&mut SpareNested>,
 ) -> Option<(Vec<TopField>, usize)> {
     use super::json::{skip_str, skip_value, skip_ws};
     if b.get(start) != Some(&b'{') {
@@ -339,14 +375,21 @@ fn index_in(
         let eager = if depth == 1 && key == EAGER_KEY && b.get(vs) == Some(&b'{') {
             let room = nested
                 .as_deref_mut()
-                .map(std::mem::take)
+                .map(|n| std::mem::take(&mut n.fields))
                 .unwrap_or_default();
             index_in(b, vs, reuse(room, NESTED_FIELDS), depth + 1, None)
         } else {
             None
         };
-        let (ve, children, plain) = match eager {
-            Some((children, ve)) => (ve, OnceLock::from(children), false),
+        let (ve, lazy, plain) = match eager {
+            Some((children, ve)) => {
+                let mut lazy = nested
+                    .as_deref_mut()
+                    .and_then(|n| n.lazy.take())
+                    .unwrap_or_default();
+                lazy.children = OnceLock::from(children);
+                (ve, OnceLock::from(lazy), false)
+            }
             // strings are most values: skipping one tells whether it holds escapes
             None if b.get(vs) == Some(&b'"') => {
                 let (ve, escaped) = skip_str(b, vs + 1)?;
@@ -361,23 +404,17 @@ fn index_in(
             // (about one record in two has two keys sharing a tag: compare only those)
             let same = |f: &TopField| {
                 f.tag == tag
-                    && matches!(&f.key, Key::At(r) if b.get(r.clone()).is_some_and(|k| same_key(k, key)))
+                    && !f.owned_key
+                    && b.get(f.key_range()).is_some_and(|k| same_key(k, key))
             };
             if let Some(p) = out.iter().position(same) {
                 out.remove(p);
             }
         }
         seen |= bit;
-        out.push(TopField {
-            key: Key::At(ks..ke),
-            tag,
-            node: Node {
-                value: vs..ve,
-                plain,
-                parsed: OnceLock::new(),
-                children,
-            },
-        });
+        let mut field = TopField::at(ks..ke, vs..ve, tag, plain)?;
+        field.lazy = lazy;
+        out.push(field);
         i = skip_ws(b, ve);
         match b.get(i)? {
             b',' => i = skip_ws(b, i + 1),
@@ -393,15 +430,13 @@ fn find<'s>(fields: &'s [TopField], raw: &'s str, key: &str) -> Option<&'s TopFi
     // char boundary checks: the ranges came from the indexer)
     let (raw, key) = (raw.as_bytes(), key.as_bytes());
     let tag = key_tag(key);
-    fields
-        .iter()
-        .filter(|f| f.tag == tag)
-        .find(|f| match &f.key {
-            Key::At(r) => {
-                r.len() == key.len() && raw.get(r.clone()).is_some_and(|k| same_key(k, key))
-            }
-            Key::Owned(k) => k.as_bytes() == key,
-        })
+    fields.iter().filter(|f| f.tag == tag).find(|f| {
+        if f.owned_key {
+            f.owned_key_text().is_some_and(|k| k.as_bytes() == key)
+        } else {
+            f.key.len() == key.len() && raw.get(f.key_range()).is_some_and(|k| same_key(k, key))
+        }
+    })
 }
 
 /// `a == b` for two keys of the same length. CloudTrail's keys are 3 to 32 bytes and many
@@ -427,10 +462,16 @@ fn same_key(a: &[u8], b: &[u8]) -> bool {
 impl TopField {
     /// The key's text; `raw` is the record text the field was indexed from.
     fn key_in<'s>(&'s self, raw: &'s str) -> &'s str {
-        match &self.key {
-            Key::At(r) => raw.get(r.clone()).unwrap_or_default(),
-            Key::Owned(k) => k,
+        if self.owned_key {
+            self.owned_key_text().unwrap_or_default()
+        } else {
+            raw.get(self.key_range()).unwrap_or_default()
         }
+    }
+
+    /// The unescaped text of a key with escapes.
+    fn owned_key_text(&self) -> Option<&str> {
+        self.lazy.get()?.key.as_deref()
     }
 }
 
@@ -461,6 +502,13 @@ impl Record {
     /// [`Record::from_json`] for text whose depth the caller already checked (the
     /// streaming scanner measures it while finding the record's end).
     pub(crate) fn from_json_checked(raw: String) -> Result<Record, RecordError> {
+        if u32::try_from(raw.len()).is_err() {
+            // the index keeps 32-bit offsets (see `TopField`)
+            return Err(RecordError::Json(de::Error::custom(format!(
+                "a record of {} bytes: larger than 4 GiB",
+                raw.len()
+            ))));
+        }
         let first = raw.trim_start().bytes().next();
         if first != Some(b'{') {
             // report the shape, but let serde_json report syntax errors first
@@ -496,12 +544,18 @@ impl Record {
     /// Give this record's buffers to `spare` for the next record read (see [`Spare`]).
     pub(crate) fn recycle(self, spare: &mut Spare) {
         let Record { raw, mut fields } = self;
-        if spare.nested.capacity() == 0 {
-            if let Some(mut nested) = fields.iter_mut().find_map(|f| f.node.children.take()) {
+        // the first field with caches: the eager `userIdentity`, or one a rule read
+        if let Some(mut lazy) = fields.iter_mut().find_map(|f| f.lazy.take()) {
+            if let Some(mut nested) = lazy.children.take() {
                 nested.clear();
-                if nested.capacity() <= SPARE_FIELDS_MAX {
-                    spare.nested = nested;
+                if spare.nested.fields.capacity() == 0 && nested.capacity() <= SPARE_FIELDS_MAX {
+                    spare.nested.fields = nested;
                 }
+            }
+            if spare.nested.lazy.is_none() {
+                lazy.parsed.take();
+                lazy.key = None;
+                spare.nested.lazy = Some(lazy);
             }
         }
         fields.clear();
@@ -544,12 +598,12 @@ impl Record {
         find(&self.fields, &self.raw, key)
     }
 
-    fn text_of(&self, n: &Node) -> &str {
-        self.raw.get(n.value.clone()).unwrap_or("null")
+    fn text_of(&self, n: &TopField) -> &str {
+        self.raw.get(n.value_range()).unwrap_or("null")
     }
 
-    fn value_of<'s>(&'s self, n: &'s Node) -> &'s Value {
-        n.parsed.get_or_init(|| {
+    fn value_of<'s>(&'s self, n: &'s TopField) -> &'s Value {
+        n.lazy().parsed.get_or_init(|| {
             let text = self.text_of(n);
             // the common leaves need no parser: strings without escapes and literals
             if let Some(inner) = self.plain_str_of(n) {
@@ -568,9 +622,9 @@ impl Record {
     }
 
     /// The fields of an object node (empty for other values), indexed on first use.
-    fn children_of<'s>(&'s self, n: &'s Node) -> &'s [TopField] {
-        n.children.get_or_init(|| {
-            if let Some(fields) = split_object(&self.raw, n.value.clone()) {
+    fn children_of<'s>(&'s self, n: &'s TopField) -> &'s [TopField] {
+        n.lazy().children.get_or_init(|| {
+            if let Some(fields) = split_object(&self.raw, n.value_range()) {
                 return fields;
             }
             let text = self.text_of(n);
@@ -592,7 +646,7 @@ impl Record {
     }
 
     /// The body of a string node that holds no escapes (its value, borrowed from the text).
-    fn plain_str_of<'s>(&'s self, n: &'s Node) -> Option<&'s str> {
+    fn plain_str_of<'s>(&'s self, n: &'s TopField) -> Option<&'s str> {
         let text = self.text_of(n);
         let inner = text.strip_prefix('"').and_then(|t| t.strip_suffix('"'))?;
         // the indexer saw a string without escapes: no need to look for one again
@@ -600,7 +654,7 @@ impl Record {
     }
 
     /// A string node borrowed from the text when it holds no escapes.
-    fn str_of<'s>(&'s self, n: &'s Node) -> Option<&'s str> {
+    fn str_of<'s>(&'s self, n: &'s TopField) -> Option<&'s str> {
         if let Some(inner) = self.plain_str_of(n) {
             return Some(inner);
         }
@@ -608,17 +662,17 @@ impl Record {
     }
 
     /// The node at a dotted path of object fields (no arrays on the way).
-    fn node_at<'s>(&'s self, path: &str) -> Option<&'s Node> {
+    fn node_at<'s>(&'s self, path: &str) -> Option<&'s TopField> {
         let mut parts = path.split('.');
-        let mut cur = &self.field(parts.next()?)?.node;
+        let mut cur = self.field(parts.next()?)?;
         for p in parts {
-            cur = &find(self.children_of(cur), &self.raw, p)?.node;
+            cur = find(self.children_of(cur), &self.raw, p)?;
         }
         Some(cur)
     }
 
     /// Push the values at `path` below `n` (Sigma semantics: lists flatten).
-    fn push_values<'s>(&'s self, n: &'s Node, path: &[Box<str>], out: &mut Vec<&'s Value>) {
+    fn push_values<'s>(&'s self, n: &'s TopField, path: &[Box<str>], out: &mut Vec<&'s Value>) {
         let Some((head, rest)) = path.split_first() else {
             walk(self.value_of(n), &[], out);
             return;
@@ -626,7 +680,7 @@ impl Record {
         match self.text_of(n).as_bytes().first() {
             Some(b'{') => {
                 if let Some(f) = find(self.children_of(n), &self.raw, head) {
-                    self.push_values(&f.node, rest, out);
+                    self.push_values(f, rest, out);
                 }
             }
             // lists along the path: walk the parsed value
@@ -639,7 +693,7 @@ impl Record {
     /// the text and literals are shared constants, so reading a field allocates nothing.
     fn any_below<'s>(
         &'s self,
-        n: &'s Node,
+        n: &'s TopField,
         path: &[Box<str>],
         f: &mut dyn FnMut(ValueRef<'s>) -> bool,
     ) -> bool {
@@ -660,7 +714,7 @@ impl Record {
         };
         match text.as_bytes().first() {
             Some(b'{') => find(self.children_of(n), &self.raw, head)
-                .is_some_and(|c| self.any_below(&c.node, rest, f)),
+                .is_some_and(|c| self.any_below(c, rest, f)),
             // lists along the path: walk the parsed value
             Some(b'[') => any_in_walk(self.value_of(n), path, f),
             _ => false,
@@ -669,12 +723,12 @@ impl Record {
 
     /// The parsed value of a top-level field (parsed on first use, then cached).
     pub fn get(&self, key: &str) -> Option<&Value> {
-        Some(self.value_of(&self.field(key)?.node))
+        Some(self.value_of(self.field(key)?))
     }
 
     /// A top-level string field, borrowed from the text when it holds no escapes.
     pub fn str_field(&self, key: &str) -> Option<&str> {
-        self.str_of(&self.field(key)?.node)
+        self.str_of(self.field(key)?)
     }
 
     /// A string at a dotted path (first value found), e.g. `userIdentity.arn`.
@@ -802,7 +856,7 @@ impl Event for Record {
             return;
         };
         if let Some(f) = self.field(head) {
-            self.push_values(&f.node, rest, out);
+            self.push_values(f, rest, out);
         }
     }
 
@@ -815,7 +869,7 @@ impl Event for Record {
             return false;
         };
         self.field(head)
-            .is_some_and(|field| self.any_below(&field.node, rest, f))
+            .is_some_and(|field| self.any_below(field, rest, f))
     }
 
     fn event_name(&self) -> Option<&str> {
@@ -982,7 +1036,7 @@ mod tests {
         let indexed = |text: &str| {
             let r = Record::from_json(text).unwrap();
             let f = r.field("userIdentity").unwrap();
-            f.node.children.get().map(|c| pairs(text, c))
+            f.lazy.get()?.children.get().map(|c| pairs(text, c))
         };
         assert_eq!(
             indexed(SAMPLE).unwrap().first(),
@@ -1012,7 +1066,7 @@ mod tests {
         fields
             .iter()
             .map(|f| {
-                let v = text.get(f.node.value.clone()).unwrap_or_default();
+                let v = text.get(f.value_range()).unwrap_or_default();
                 (f.key_in(text).to_owned(), v.to_owned())
             })
             .collect()
@@ -1060,10 +1114,43 @@ mod tests {
     }
 
     #[test]
+    fn recycled_buffers_carry_nothing_into_the_next_record() {
+        let first = r#"{"userIdentity":{"type":"Root","arn":"a1"},"x":"\u0041","eventName":"One"}"#;
+        let second = r#"{"eventName":"Two","userIdentity":{"arn":"a2"}}"#;
+        let mut spare = Spare::default();
+        let read = |text: &str, spare: &mut Spare| {
+            let (index, end) = index_object(text.as_bytes(), spare).unwrap();
+            assert_eq!(end, text.len());
+            Record::from_indexed(spare.text(text), index)
+        };
+        let r = read(first, &mut spare);
+        // fill every cache: a parsed value, a parsed nested value, the eager index
+        assert_eq!(r.get("x"), Some(&Value::String("A".into())));
+        assert_eq!(
+            r.get("userIdentity").map(|v| v["type"].clone()),
+            Some("Root".into())
+        );
+        assert_eq!(r.str_at("userIdentity.arn"), Some("a1"));
+        r.recycle(&mut spare);
+        assert!(spare.nested.lazy.is_some() && spare.nested.fields.capacity() > 0);
+        let r = read(second, &mut spare);
+        assert_eq!(r.event_name(), Some("Two"));
+        assert_eq!(r.str_at("userIdentity.arn"), Some("a2"));
+        assert_eq!(r.str_at("userIdentity.type"), None);
+        assert_eq!(r.get("x"), None);
+        assert_eq!(
+            r.get("userIdentity"),
+            Some(&serde_json::json!({"arn": "a2"}))
+        );
+        // an entry stays small: the index is written for every record
+        assert!(std::mem::size_of::<TopField>() <= 40);
+    }
+
+    #[test]
     fn plain_flag_marks_only_strings_without_escapes() {
         let text = r#"{"a":"x","b":"y\"z","c":1,"d":"","e":"\u0041"}"#;
         let r = Record::from_json(text).unwrap();
-        let plain = |k: &str| r.field(k).unwrap().node.plain;
+        let plain = |k: &str| r.field(k).unwrap().plain;
         assert!(plain("a") && plain("d"));
         assert!(!plain("b") && !plain("c") && !plain("e"));
         assert_eq!(r.str_field("a"), Some("x"));
