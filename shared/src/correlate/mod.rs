@@ -300,6 +300,7 @@ impl Correlator {
         // what the record feeds, by group-by: its group is then computed and found once for
         // every correlation grouping by the same fields (most group by `userIdentity.arn`)
         scratch.todo.clear();
+        scratch.counted_d.clear();
         for rule in matched {
             for &(pi, step) in self.by_rule.get(&rule.id).into_iter().flatten() {
                 if let Some(&gid) = self.plans.get(pi).and_then(|p| p.group_ids.get(step)) {
@@ -404,12 +405,12 @@ impl Correlator {
                 let Some(pending) = slots.get_mut(at).map(|s| &mut s.pending) else {
                     continue;
                 };
-                if p.family.is_some() {
+                if let Some((f, _)) = p.family {
                     // the family's other ratios already counted this call in `d`
-                    let tail = pending.members.len().saturating_sub(4);
-                    let d = (Set::D, Member::Hash(hash));
-                    if pending.members.get(tail..).is_some_and(|t| t.contains(&d)) {
+                    if scratch.counted_d.contains(&(f, bucket)) {
                         members.retain(|(set, _)| *set != Set::D);
+                    } else {
+                        scratch.counted_d.push((f, bucket));
                     }
                 }
                 if pending.members.len() < 4 {
@@ -912,6 +913,8 @@ struct Scratch {
     todo: Vec<(usize, usize, usize)>,
     group: String,
     members: Vec<(Set, Member)>,
+    /// (family, bucket) whose `d` the current record was counted in already.
+    counted_d: Vec<(usize, i64)>,
     /// Contexts no group holds any more, to be overwritten.
     spare: Vec<Context>,
 }
