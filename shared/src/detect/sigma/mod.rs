@@ -7,7 +7,9 @@
 //!
 //! Speed: rules whose condition requires `eventName` (or `eventSource`) to be one of a
 //! fixed set are indexed by that lowercase value, so an event only touches the rules that
-//! could match it plus the few unindexed ones; each candidate is evaluated once, lazily
+//! could match it plus the few unindexed ones. Of those, the ones that need a value at some
+//! other field (`errorCode`, `userIdentity.type` = `Root`) wait behind a [`Guard`] that reads
+//! the field once per event for all of them. Each candidate is evaluated once, lazily
 //! (fields are read through [`Event::any_value_at`] only when a condition needs them, borrowed
 //! from the record's text, so evaluating a rule allocates nothing in the common case).
 
@@ -252,8 +254,61 @@ pub struct RuleSet {
     warnings: Vec<LoadError>,
     by_name: IndexMap,
     by_source: IndexMap,
+    /// Rules not indexed by name or source that need a value at some field.
+    guards: Vec<Guard>,
     always: Vec<usize>,
 }
+
+/// The rules not indexed by `eventName`/`eventSource` whose condition provably needs a value
+/// at `path` (`errorCode` for the denied-call rules, `userIdentity.type` = `Root` for the
+/// root-usage ones): a record reads the field once for all of them and evaluates only those
+/// it can satisfy, instead of every such rule reading it for every record.
+#[derive(Debug, Default)]
+struct Guard {
+    path: FieldPath,
+    /// Rules needing one of a few values at `path`, by lowercase value.
+    by_value: IndexMap,
+    /// Every rule of `by_value`, each once: evaluated when the field holds several values or
+    /// one that is not a string.
+    valued: Vec<usize>,
+    /// Rules needing any value at `path`.
+    present: Vec<usize>,
+}
+
+/// A dotted field path, split.
+type FieldPath = Box<[Box<str>]>;
+
+/// Fields that only sort records into a few broad kinds: their common values (`AwsApiCall`,
+/// `Management`, `true`) cover most records, so a [`Guard`] on their values would read a field
+/// for every record to skip almost none (measured: a guard on `eventType` for the principal
+/// activity rule cost ~570 instructions per record and saved nothing).
+const CATEGORIES: &[&str] = &[
+    "eventType",
+    "eventCategory",
+    "managementEvent",
+    "readOnly",
+    "eventVersion",
+];
+
+/// Fields CloudTrail writes in (nearly) every record: a rule that only needs one of them to
+/// be present gains nothing from a [`Guard`].
+const EVERY_RECORD: &[&str] = &[
+    "eventVersion",
+    "userIdentity",
+    "eventTime",
+    "eventSource",
+    "eventName",
+    "awsRegion",
+    "sourceIPAddress",
+    "userAgent",
+    "requestID",
+    "eventID",
+    "eventType",
+    "recipientAccountId",
+    "readOnly",
+    "managementEvent",
+    "eventCategory",
+];
 
 pub(crate) mod bundled {
     include!(concat!(env!("OUT_DIR"), "/bundled_rules.rs"));
@@ -382,7 +437,7 @@ impl RuleSet {
         let by_name = lookup(&self.by_name, event.event_name(), &mut name_buf);
         let by_source = lookup(&self.by_source, event.event_source(), &mut source_buf);
         let start = out.len();
-        for list in [by_name, by_source, &self.always[..]] {
+        let mut check = |list: &[usize]| {
             for &i in list {
                 if let Some(rule) = self.rules.get(i) {
                     if rule_matches(rule, event) {
@@ -390,6 +445,33 @@ impl RuleSet {
                     }
                 }
             }
+        };
+        for list in [by_name, by_source, &self.always[..]] {
+            check(list);
+        }
+        let mut value_buf = [0u8; 128];
+        for g in &self.guards {
+            let (mut seen, mut unsure) = (0usize, false);
+            let mut valued: &[usize] = &[];
+            event.any_value_at(&g.path, &mut |v| {
+                seen += 1;
+                match v.as_str() {
+                    Some(s) if seen == 1 => {
+                        valued = lookup(&g.by_value, Some(s), &mut value_buf);
+                        false
+                    }
+                    // several values, or one that is not a string: every rule decides
+                    _ => {
+                        unsure = true;
+                        true
+                    }
+                }
+            });
+            if seen == 0 {
+                continue;
+            }
+            check(&g.present);
+            check(if unsure { &g.valued } else { valued });
         }
         // keep load order whatever bucket a rule came from
         if let Some(found) = out.get_mut(start..) {
@@ -412,12 +494,40 @@ impl RuleSet {
                         .or_default()
                         .push(i)
                 }),
-                None => self.always.push(i),
+                None => match guard_of(rule) {
+                    Some((path, needs)) => {
+                        let at = match self.guards.iter().position(|g| g.path == path) {
+                            Some(at) => at,
+                            None => {
+                                self.guards.push(Guard {
+                                    path,
+                                    ..Guard::default()
+                                });
+                                self.guards.len() - 1
+                            }
+                        };
+                        let Some(g) = self.guards.get_mut(at) else {
+                            self.always.push(i);
+                            continue;
+                        };
+                        match needs {
+                            Some(values) => {
+                                for v in values {
+                                    g.by_value.entry(v.into_bytes().into()).or_default().push(i);
+                                }
+                                g.valued.push(i);
+                            }
+                            None => g.present.push(i),
+                        }
+                    }
+                    None => self.always.push(i),
+                },
             }
         }
     }
 
-    /// How many rules every event is checked against (not indexed by name or source).
+    /// How many rules every event is checked against (not indexed by name or source, and
+    /// needing no value at a field a [`Guard`] reads first).
     pub fn unindexed_count(&self) -> usize {
         self.always.len()
     }
@@ -719,7 +829,84 @@ fn index_keys(rule: &Rule) -> Option<(IndexKey, Vec<String>)> {
     None
 }
 
+/// For a rule [`index_keys`] cannot index: a field its condition provably needs a value at,
+/// with the lowercase values one of which it needs there (`None`: any value). Exact values
+/// are preferred (the fewest; not on [`CATEGORIES`]), then presence of a field CloudTrail
+/// does not always write ([`EVERY_RECORD`]).
+fn guard_of(rule: &Rule) -> Option<(FieldPath, Option<Vec<String>>)> {
+    let mut paths: Vec<&[Box<str>]> = Vec::new();
+    for d in &rule.detections {
+        let tests: Vec<&FieldTest> = match &d.body {
+            Body::Fields(tests) => tests.iter().collect(),
+            Body::AnyOf(branches) => branches.iter().flatten().collect(),
+            Body::Keywords { .. } => Vec::new(),
+        };
+        for t in tests {
+            if !paths.contains(&&*t.path) {
+                paths.push(&t.path);
+            }
+        }
+    }
+    let valued = paths
+        .iter()
+        .filter(|p| !matches!(p, [top] if CATEGORIES.contains(&&**top)))
+        .filter_map(|p| Some((*p, required_at(&rule.condition, &rule.detections, p)?)))
+        .min_by_key(|(_, set)| set.len());
+    if let Some((path, set)) = valued {
+        let mut v: Vec<String> = set.into_iter().collect();
+        v.sort();
+        return Some((path.into(), Some(v)));
+    }
+    paths
+        .into_iter()
+        .filter(|p| !matches!(p, [top, ..] if EVERY_RECORD.contains(&&**top)))
+        .find(|p| needs_value(&rule.condition, &rule.detections, p))
+        .map(|p| (p.into(), None))
+}
+
+/// Whether `cond` can hold only when the event has a value at `path` (null included).
+fn needs_value(cond: &Cond, dets: &[Detection], path: &[Box<str>]) -> bool {
+    let det = |i: &usize| dets.get(*i).is_some_and(|d| det_needs_value(&d.body, path));
+    match cond {
+        Cond::Det(i) => det(i),
+        Cond::And(parts) => parts.iter().any(|c| needs_value(c, dets, path)),
+        Cond::Or(parts) => !parts.is_empty() && parts.iter().all(|c| needs_value(c, dets, path)),
+        Cond::Not(_) => false,
+        Cond::AtLeast(n, ids) => *n >= 1 && !ids.is_empty() && ids.iter().all(det),
+        Cond::All(ids) => ids.iter().any(det),
+    }
+}
+
+fn det_needs_value(body: &Body, path: &[Box<str>]) -> bool {
+    // a test of non-null values (or `exists: true`) fails on a field without any value
+    let fields = |tests: &[FieldTest]| {
+        tests.iter().any(|t| {
+            &*t.path == path
+                && match &t.kind {
+                    FieldKind::Values { values, .. } => {
+                        !values.is_empty()
+                            && !values
+                                .iter()
+                                .any(|m| matches!(m, matcher::ValueMatch::Null))
+                    }
+                    FieldKind::Exists(want) => *want,
+                    FieldKind::Never => true,
+                    FieldKind::FieldRef { .. } => false,
+                }
+        })
+    };
+    match body {
+        Body::Fields(tests) => fields(tests),
+        Body::AnyOf(branches) => !branches.is_empty() && branches.iter().all(|b| fields(b)),
+        Body::Keywords { .. } => false,
+    }
+}
+
 fn required(cond: &Cond, dets: &[Detection], field: &str) -> Option<HashSet<String>> {
+    required_at(cond, dets, &[field.into()])
+}
+
+fn required_at(cond: &Cond, dets: &[Detection], field: &[Box<str>]) -> Option<HashSet<String>> {
     let det = |i: &usize| dets.get(*i).and_then(|d| det_required(&d.body, field));
     let union = |sets: Vec<Option<HashSet<String>>>| -> Option<HashSet<String>> {
         let mut all = HashSet::new();
@@ -732,20 +919,22 @@ fn required(cond: &Cond, dets: &[Detection], field: &str) -> Option<HashSet<Stri
         |sets: Vec<Option<HashSet<String>>>| sets.into_iter().flatten().min_by_key(HashSet::len);
     match cond {
         Cond::Det(i) => det(i),
-        Cond::And(parts) => smallest(parts.iter().map(|c| required(c, dets, field)).collect()),
-        Cond::Or(parts) => union(parts.iter().map(|c| required(c, dets, field)).collect()),
+        Cond::And(parts) => smallest(parts.iter().map(|c| required_at(c, dets, field)).collect()),
+        Cond::Or(parts) => union(parts.iter().map(|c| required_at(c, dets, field)).collect()),
         Cond::Not(_) => None,
         Cond::AtLeast(_, ids) => union(ids.iter().map(det).collect()),
         Cond::All(ids) => smallest(ids.iter().map(det).collect()),
     }
 }
 
-fn det_required(body: &Body, field: &str) -> Option<HashSet<String>> {
+fn det_required(body: &Body, field: &[Box<str>]) -> Option<HashSet<String>> {
     let fields = |tests: &[FieldTest]| -> Option<HashSet<String>> {
         tests
             .iter()
-            .filter(|t| t.path.len() == 1 && t.path.first().is_some_and(|p| &**p == field))
+            .filter(|t| &*t.path == field)
             .filter_map(|t| match &t.kind {
+                // `all` of no values holds for any event
+                FieldKind::Values { values, .. } if values.is_empty() => None,
                 FieldKind::Values { values, .. } => values
                     .iter()
                     .map(|v| v.exact_needle().map(str::to_lowercase))

@@ -360,8 +360,9 @@ fn index_is_exact_and_keeps_unindexed_rules() {
         ("6.yml", or_branch.as_str()),
     ])
     .unwrap();
-    // negated, wildcard and partly-constrained rules are evaluated for every event
-    assert_eq!(set.unindexed_count(), 4);
+    // negated, wildcard and partly-constrained rules are evaluated for every event, except
+    // where a guard field tells (`userIdentity.type: Root`)
+    assert_eq!(set.unindexed_count(), 3);
     let ids = |ev: Value| {
         let mut out = Vec::new();
         set.matches(&ev, &mut out);
@@ -385,6 +386,137 @@ fn index_is_exact_and_keeps_unindexed_rules() {
     set.matches(&json!({"eventName": "StopLogging"}), &mut out);
     set.matches(&json!({"eventName": "StopLogging"}), &mut out);
     assert_eq!(out.len(), 4);
+}
+
+#[test]
+fn guards_skip_only_rules_that_cannot_match() {
+    let rule = |name: &str, detection: &str| {
+        format!("{HEAD}detection:\n{detection}").replace("name: r", &format!("name: {name}"))
+    };
+    let rules = [
+        // presence of a field CloudTrail does not always write
+        rule(
+            "denied-prefix",
+            "  sel:\n  - errorCode|endswith: UnauthorizedOperation\n  - errorCode|startswith: AccessDenied\n  condition: sel\n",
+        ),
+        // exact values, with a negated filter on another field
+        rule(
+            "denied-exact",
+            "  sel:\n    errorCode: [AccessDenied, Client.UnauthorizedOperation]\n  f:\n    userIdentity.type: AWSService\n  condition: sel and not f\n",
+        ),
+        rule(
+            "root",
+            "  sel:\n    userIdentity.type: Root\n  svc:\n    userIdentity.invokedBy|exists: true\n  condition: sel and not svc\n",
+        ),
+        rule("root-cased", "  sel:\n    userIdentity.type|cased: Root\n  condition: sel\n"),
+        // `1 of`: every branch needs errorCode
+        rule(
+            "one-of",
+            "  sel_a:\n    errorCode: Throttling\n  sel_b:\n    errorCode|contains: Limit\n  condition: 1 of sel_*\n",
+        ),
+        // null and `exists: false` match a missing field: never guarded by it
+        rule("no-error", "  sel:\n    errorCode: null\n    userAgent|contains: x\n  condition: sel\n"),
+        rule("no-error-2", "  sel:\n    errorCode|exists: false\n  condition: sel\n"),
+        // an OR with a branch that needs no errorCode
+        rule(
+            "or-other",
+            "  a:\n    errorCode: AccessDenied\n  b:\n    sourceIPAddress: 198.51.100.1\n  condition: a or b\n",
+        ),
+        // array values
+        rule("arn", "  sel:\n    resources.ARN|endswith: ':trail/main'\n  condition: sel\n"),
+        rule("typed", "  sel:\n    resources.type: AWS::S3::Bucket\n  condition: sel\n"),
+        // category fields are not guards
+        rule("api-call", "  sel:\n    eventType: AwsApiCall\n  condition: sel\n"),
+    ];
+    let set = RuleSet::from_sources(rules.iter().enumerate().map(|(i, r)| {
+        (
+            [
+                "a.yml", "b.yml", "c.yml", "d.yml", "e.yml", "f.yml", "g.yml", "h.yml", "i.yml",
+                "j.yml", "k.yml",
+            ][i],
+            r.as_str(),
+        )
+    }))
+    .unwrap();
+    let guarded = |id: &str| {
+        set.guards.iter().any(|g| {
+            g.present
+                .iter()
+                .chain(&g.valued)
+                .any(|&i| set.rules[i].id == id)
+        })
+    };
+    for id in [
+        "denied-prefix",
+        "denied-exact",
+        "root",
+        "root-cased",
+        "one-of",
+        "arn",
+        "typed",
+    ] {
+        assert!(guarded(id), "{id} has a guard");
+    }
+    for id in ["no-error", "no-error-2", "or-other", "api-call"] {
+        assert!(!guarded(id), "{id} is evaluated for every event");
+    }
+    let events = [
+        json!({"eventType": "AwsApiCall", "userAgent": "x"}),
+        json!({"errorCode": "AccessDenied", "userIdentity": {"type": "IAMUser"}}),
+        json!({"errorCode": "accessdenied", "userIdentity": {"type": "AWSService"}}),
+        json!({"errorCode": "Client.UnauthorizedOperation"}),
+        json!({"errorCode": "AccessDeniedException", "sourceIPAddress": "198.51.100.1"}),
+        json!({"errorCode": null, "userAgent": "x"}),
+        json!({"errorCode": 403}),
+        json!({"errorCode": ["AccessDenied", "Throttling"]}),
+        json!({"errorCode": "Throttling"}),
+        json!({"errorCode": "RequestLimitExceeded"}),
+        json!({"userIdentity": {"type": "Root"}}),
+        json!({"userIdentity": {"type": "ROOT", "invokedBy": "s3.amazonaws.com"}}),
+        json!({"userIdentity": {"type": "root"}}),
+        json!({"userIdentity": {"type": ["Root", "IAMUser"]}}),
+        json!({"userIdentity": {"type": {"nested": "Root"}}}),
+        json!({"resources": [{"ARN": "arn:aws:s3:::b", "type": "AWS::S3::Bucket"}, {"ARN": "arn:aws:cloudtrail:us-east-1:1:trail/main"}]}),
+        json!({"resources": [{"type": "aws::s3::bucket"}]}),
+        json!({"sourceIPAddress": "198.51.100.1"}),
+        json!({}),
+    ];
+    for ev in &events {
+        let brute: Vec<&str> = set
+            .rules()
+            .iter()
+            .filter(|r| rule_matches(r, ev))
+            .map(|r| r.id.as_str())
+            .collect();
+        let mut out = Vec::new();
+        set.matches(ev, &mut out);
+        let indexed: Vec<&str> = out.iter().map(|r| r.id.as_str()).collect();
+        assert_eq!(indexed, brute, "{ev}");
+        // the record reading agrees with the JSON value's
+        let record = crate::model::Record::from_value(ev).unwrap();
+        let mut out = Vec::new();
+        set.matches(&record, &mut out);
+        let from_record: Vec<&str> = out.iter().map(|r| r.id.as_str()).collect();
+        assert_eq!(from_record, brute, "{ev}");
+    }
+    // the grid exercises every guarded rule both ways
+    for id in [
+        "denied-prefix",
+        "denied-exact",
+        "root",
+        "root-cased",
+        "one-of",
+        "arn",
+        "typed",
+    ] {
+        assert!(
+            events.iter().any(|ev| set
+                .rules()
+                .iter()
+                .any(|r| r.id == id && rule_matches(r, ev))),
+            "{id} matches some event"
+        );
+    }
 }
 
 #[test]
