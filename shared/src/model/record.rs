@@ -402,12 +402,7 @@ fn index_in(
         if seen & bit != 0 {
             // JSON allows duplicate keys; like serde_json's maps, the last one wins
             // (about one record in two has two keys sharing a tag: compare only those)
-            let same = |f: &TopField| {
-                f.tag == tag
-                    && !f.owned_key
-                    && b.get(f.key_range()).is_some_and(|k| same_key(k, key))
-            };
-            if let Some(p) = out.iter().position(same) {
+            if let Some(p) = out.iter().position(|f| f.tag == tag && f.key_is(b, key)) {
                 out.remove(p);
             }
         }
@@ -430,13 +425,10 @@ fn find<'s>(fields: &'s [TopField], raw: &'s str, key: &str) -> Option<&'s TopFi
     // char boundary checks: the ranges came from the indexer)
     let (raw, key) = (raw.as_bytes(), key.as_bytes());
     let tag = key_tag(key);
-    fields.iter().filter(|f| f.tag == tag).find(|f| {
-        if f.owned_key {
-            f.owned_key_text().is_some_and(|k| k.as_bytes() == key)
-        } else {
-            f.key.len() == key.len() && raw.get(f.key_range()).is_some_and(|k| same_key(k, key))
-        }
-    })
+    fields
+        .iter()
+        .filter(|f| f.tag == tag)
+        .find(|f| f.key_is(raw, key))
 }
 
 /// `a == b` for two keys of the same length. CloudTrail's keys are 3 to 32 bytes and many
@@ -466,6 +458,17 @@ impl TopField {
             self.owned_key_text().unwrap_or_default()
         } else {
             raw.get(self.key_range()).unwrap_or_default()
+        }
+    }
+
+    /// Whether the key is `key`; `raw` is the text the field was indexed from (no char
+    /// boundary checks: the ranges came from the indexer).
+    fn key_is(&self, raw: &[u8], key: &[u8]) -> bool {
+        if self.owned_key {
+            self.owned_key_text().is_some_and(|k| k.as_bytes() == key)
+        } else {
+            self.key.len() == key.len()
+                && raw.get(self.key_range()).is_some_and(|k| same_key(k, key))
         }
     }
 
