@@ -493,34 +493,32 @@ impl RuleSet {
                         .or_default()
                         .push(i)
                 }),
-                None => match guard_of(rule) {
-                    Some((path, needs)) => {
-                        let at = match self.guards.iter().position(|g| g.path == path) {
-                            Some(at) => at,
-                            None => {
-                                self.guards.push(Guard {
-                                    path,
-                                    ..Guard::default()
-                                });
-                                self.guards.len() - 1
-                            }
-                        };
-                        let Some(g) = self.guards.get_mut(at) else {
-                            self.always.push(i);
-                            continue;
-                        };
-                        match needs {
-                            Some(values) => {
-                                for v in values {
-                                    g.by_value.entry(v.into_bytes().into()).or_default().push(i);
-                                }
-                                g.valued.push(i);
-                            }
-                            None => g.present.push(i),
+                None => {
+                    let Some((path, needs)) = guard_of(rule) else {
+                        self.always.push(i);
+                        continue;
+                    };
+                    let g = match self.guards.iter().position(|g| g.path == path) {
+                        Some(at) => self.guards.get_mut(at),
+                        None => {
+                            self.guards.push(Guard {
+                                path,
+                                ..Guard::default()
+                            });
+                            self.guards.last_mut()
                         }
+                    };
+                    match (g, needs) {
+                        (Some(g), Some(values)) => {
+                            for v in values {
+                                g.by_value.entry(v.into_bytes().into()).or_default().push(i);
+                            }
+                            g.valued.push(i);
+                        }
+                        (Some(g), None) => g.present.push(i),
+                        (None, _) => self.always.push(i),
                     }
-                    None => self.always.push(i),
-                },
+                }
             }
         }
     }
