@@ -256,7 +256,8 @@ pub fn run(args: &ScanArgs, rt: &tokio::runtime::Handle) -> anyhow::Result<ExitC
     let failures: Mutex<Vec<String>> = Mutex::new(Vec::new());
     // finding ids are deterministic per (rule, eventID) and per correlation episode: a record
     // in two copies of a file, or a burst re-reported as it grows, is one finding
-    let seen: Mutex<std::collections::HashSet<String>> = Mutex::new(Default::default());
+    let seen: Mutex<std::collections::HashSet<String, foldhash::fast::RandomState>> =
+        Mutex::new(Default::default());
     let started = Instant::now();
     let opts = ReaderOptions::default();
 

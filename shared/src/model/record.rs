@@ -939,6 +939,9 @@ impl IdentityType {
 /// `2022-12-11 19:42:55[.000[000000]]` (no zone: UTC).
 pub fn parse_time(s: &str) -> Option<OffsetDateTime> {
     use time::format_description::well_known::Rfc3339;
+    if let Some(t) = parse_plain_utc(s.as_bytes()) {
+        return Some(t);
+    }
     let s = s.trim();
     if let Ok(t) = OffsetDateTime::parse(s, &Rfc3339) {
         return Some(t);
@@ -955,6 +958,32 @@ pub fn parse_time(s: &str) -> Option<OffsetDateTime> {
         format!("{date}T{hms}.{frac}Z")
     };
     OffsetDateTime::parse(&stitched, &Rfc3339).ok()
+}
+
+/// `YYYY-MM-DDTHH:MM:SSZ`, the form CloudTrail writes every `eventTime` in, without the
+/// general RFC 3339 parser (a correlation reads the time of every record it observes).
+/// Anything else, a leap second included, is left to [`parse_time`]'s general path, which
+/// gives the same answer for the strings this one accepts.
+fn parse_plain_utc(b: &[u8]) -> Option<OffsetDateTime> {
+    let &[y1, y2, y3, y4, b'-', m1, m2, b'-', d1, d2, b'T', h1, h2, b':', n1, n2, b':', s1, s2, b'Z'] =
+        b
+    else {
+        return None;
+    };
+    let digits = [y1, y2, y3, y4, m1, m2, d1, d2, h1, h2, n1, n2, s1, s2];
+    if !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    let n = |hi: u8, lo: u8| (hi - b'0') * 10 + (lo - b'0');
+    let year = i32::from(n(y1, y2)) * 100 + i32::from(n(y3, y4));
+    let month = time::Month::try_from(n(m1, m2)).ok()?;
+    let date = time::Date::from_calendar_date(year, month, n(d1, d2)).ok()?;
+    let second = n(s1, s2);
+    if second > 59 {
+        return None;
+    }
+    let time = time::Time::from_hms(n(h1, h2), n(n1, n2), second).ok()?;
+    Some(time::PrimitiveDateTime::new(date, time).assume_utc())
 }
 
 /// The RFC 3339 text of a time (`2024-01-01T00:00:00Z`, the form CloudTrail writes); `None`
@@ -1239,5 +1268,57 @@ mod tests {
             );
         }
         assert!(parse_time("Oct 8, 2024, 4:15:32 PM").is_none());
+    }
+
+    /// The `eventTime` shortcut answers as the RFC 3339 parser does on a grid of valid and
+    /// invalid fields (leap years, day 31 of short months, hour 24, a leap second, ...).
+    #[test]
+    fn plain_utc_times_parse_as_rfc3339_does() {
+        use time::format_description::well_known::Rfc3339;
+        let mut fast = 0;
+        for y in [
+            "0000", "1900", "1970", "2000", "2023", "2024", "2100", "9999",
+        ] {
+            for m in 0..=13 {
+                for d in [0, 1, 28, 29, 30, 31, 32] {
+                    for (h, n, sec) in [
+                        (0, 0, 0),
+                        (23, 59, 59),
+                        (24, 0, 0),
+                        (12, 60, 0),
+                        (23, 59, 60),
+                        (7, 5, 9),
+                    ] {
+                        let s = format!("{y}-{m:02}-{d:02}T{h:02}:{n:02}:{sec:02}Z");
+                        let general = OffsetDateTime::parse(&s, &Rfc3339).ok();
+                        assert_eq!(parse_time(&s), general, "{s}");
+                        match parse_plain_utc(s.as_bytes()) {
+                            Some(t) => {
+                                fast += 1;
+                                assert_eq!(Some(t), general, "{s}");
+                            }
+                            // the shortcut declines only what the general path then answers
+                            None => assert!(general.is_none() || sec == 60, "{s}"),
+                        }
+                    }
+                }
+            }
+        }
+        assert!(fast > 1000, "{fast}");
+        for s in [
+            "2024-01-01t00:00:00z",
+            "2024-01-01T00:00:00+00:00",
+            "2024-01-01T00:00:00.5Z",
+            " 2024-01-01T00:00:00Z",
+            "2024-1-01T00:00:00Z",
+            "2024-01-01T00:00:0aZ",
+        ] {
+            assert_eq!(parse_plain_utc(s.as_bytes()), None, "{s}");
+            assert_eq!(
+                parse_time(s),
+                OffsetDateTime::parse(s.trim(), &Rfc3339).ok(),
+                "{s}"
+            );
+        }
     }
 }
