@@ -978,11 +978,8 @@ fn parse_plain_utc(b: &[u8]) -> Option<OffsetDateTime> {
     let year = i32::from(n(y1, y2)) * 100 + i32::from(n(y3, y4));
     let month = time::Month::try_from(n(m1, m2)).ok()?;
     let date = time::Date::from_calendar_date(year, month, n(d1, d2)).ok()?;
-    let second = n(s1, s2);
-    if second > 59 {
-        return None;
-    }
-    let time = time::Time::from_hms(n(h1, h2), n(n1, n2), second).ok()?;
+    // `from_hms` refuses second 60: a leap second goes the general way
+    let time = time::Time::from_hms(n(h1, h2), n(n1, n2), n(s1, s2)).ok()?;
     Some(time::PrimitiveDateTime::new(date, time).assume_utc())
 }
 
